@@ -1,0 +1,40 @@
+// ESLint flat config. The restricted-imports block keeps the contract (protocols/) and the pure cores free of I/O,
+// as ARCHITECTURE.md §5 asks: a decision that can touch a socket or a file is not a pure decision.
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+const ioImports = {
+  patterns: [
+    { group: ["node:*"], message: "protocols/ and pure cores do no I/O: take it through deps." },
+    { group: ["fs", "net", "dgram", "child_process", "http", "https", "os", "path", "tls", "worker_threads", "timers"],
+      message: "protocols/ and pure cores do no I/O." },
+    { group: ["mqtt", "mqtt/*", "aedes", "aedes/*", "modbus-serial", "serialport", "@serialport/*", "better-sqlite3",
+      "pg", "influx", "@influxdata/*", "fastify", "fastify/*", "pino"],
+      message: "protocols/ and pure cores do no I/O: drivers, brokers and loggers belong to the shell." },
+  ],
+};
+
+export default tseslint.config(
+  { ignores: ["dist/**", "node_modules/**", "bench/results/**", "coverage/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ["*.js"] }, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": "error",
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/consistent-type-imports": "error",
+      "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true, allowBoolean: true }],
+      eqeqeq: "error",
+    },
+  },
+  {
+    files: ["protocols/**/*.ts", "edge/guards/**/*.ts", "firmware-sim/models/**/*.ts", "firmware-sim/modbus/pdu*.ts"],
+    ignores: ["**/*.test.ts", "protocols/docs/**"],
+    rules: { "no-restricted-imports": ["error", ioImports] },
+  },
+  { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
+);

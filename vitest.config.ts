@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["**/*.test.ts"],
+    exclude: ["node_modules/**", "dist/**"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Interop tests spawn servers and peer programs; two workers match the 2-core machine.
+    maxWorkers: 2,
+  },
+});
