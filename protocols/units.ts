@@ -51,7 +51,8 @@ export function integerRegisterToWh(raw: number, scaleExp: number, unit: EnergyU
   const exp = scaleExp + ENERGY_UNIT_EXPONENT[unit];
   if (exp >= 0) {
     const wh = BigInt(raw) * 10n ** BigInt(exp);
-    if (wh > BigInt(Number.MAX_SAFE_INTEGER)) throw new UnitError(UNIT_ERROR_CODES.UNSAFE, `${raw}e${exp} Wh exceeds 2^53`);
+    // Signed registers (s32/s64) scale downwards too: check the magnitude, not just the upper bound.
+    if ((wh < 0n ? -wh : wh) > BigInt(Number.MAX_SAFE_INTEGER)) throw new UnitError(UNIT_ERROR_CODES.UNSAFE, `${raw}e${exp} Wh exceeds 2^53`);
     return { wh: Number(wh), exact: true, droppedWh: 0 };
   }
   const div = 10n ** BigInt(-exp);
@@ -85,7 +86,8 @@ export function yuanToFen(text: string): Fen {
   const m = /^(-?)(\d{1,13})(?:\.(\d{1,2}))?$/.exec(text.trim());
   if (!m) throw new UnitError(UNIT_ERROR_CODES.BAD_DECIMAL, `"${text}" is not a yuan amount with at most 2 decimals`);
   const fen = Number(m[2]) * 100 + Number((m[3] ?? "").padEnd(2, "0"));
-  return m[1] === "-" ? -fen : fen;
+  // "-0.00" is zero, not -0 (which Object.is, and so the tests and Map keys, tell apart from 0).
+  return m[1] === "-" && fen !== 0 ? -fen : fen;
 }
 
 /** Format fen as a yuan string with exactly two decimals (1234 → "12.34", -5 → "-0.05"). */
@@ -125,6 +127,8 @@ export function energyCostFen(price: CentiFenPerKwh, energyWh: Wh, rounding: Mon
       if (twice >= denominator) q += positive ? 1n : -1n;
     }
   }
+  // price × Wh can pass 2^53 × 10^5; a fen that Number cannot hold exactly must not reach the ledger rounded.
+  if ((q < 0n ? -q : q) > BigInt(Number.MAX_SAFE_INTEGER)) throw new UnitError(UNIT_ERROR_CODES.UNSAFE, `cost ${q} fen exceeds 2^53`);
   return { fen: Number(q), numerator, denominator };
 }
 
@@ -134,5 +138,8 @@ export function energyAffordableWh(balanceFen: Fen, price: CentiFenPerKwh): Wh {
   assertSafeInteger(price, "price");
   if (price <= 0) throw new UnitError(UNIT_ERROR_CODES.NOT_INTEGER, "price must be positive");
   if (balanceFen <= 0) return 0;
-  return Number((BigInt(balanceFen) * 100_000n) / BigInt(price));
+  const wh = (BigInt(balanceFen) * 100_000n) / BigInt(price);
+  // A rounded (unsafe) Wh could be more than the balance buys; refuse instead.
+  if (wh > BigInt(Number.MAX_SAFE_INTEGER)) throw new UnitError(UNIT_ERROR_CODES.UNSAFE, `${wh} Wh exceeds 2^53`);
+  return Number(wh);
 }
