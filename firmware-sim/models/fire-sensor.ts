@@ -3,7 +3,6 @@
 // scenario or started from the control surface — raises smoke and temperature until the node's own detector
 // latches its alarm. Battery drains, self-tests can fail, the enclosure can be opened.
 
-import { FIRE_NODE_RESET_CODE, FIRE_NODE_SELF_TEST_CODE } from "../../protocols/profiles/agri-fire-node.js";
 import type { DeviceProfile } from "../../protocols/profiles/schema.js";
 import type { SimDevice, WriteOutcome } from "./device.js";
 import { minuteOfDayShanghai } from "./local-time.js";
