@@ -14,8 +14,6 @@ function acceptedWriteCodes(device: SimDevice): Set<number> {
     if (w.fc === 5) codes.add(15);
     if (w.fc === 6) codes.add(16);
   }
-  // Configuration registers (alarm threshold) are written with FC 06/16 on devices that have holding points.
-  if (device.profile.points.some((p) => p.fc === 3) && (codes.has(6) || codes.has(16))) codes.add(6).add(16);
   return codes;
 }
 
