@@ -44,6 +44,7 @@ export const deviceActionSchema = z.discriminatedUnion("action", [
   z.object({ action: z.literal("self-test-fails"), on: z.boolean() }).strict(),
 ]);
 export type DeviceAction = z.output<typeof deviceActionSchema>;
+export type DeviceActionInput = z.input<typeof deviceActionSchema>;
 
 export const busActionSchema = z.discriminatedUnion("action", [
   z.object({ action: z.literal("unplug"), forMs: z.number().int().min(1).max(3_600_000).optional() }).strict(),
@@ -69,8 +70,9 @@ function notApplicable(action: string, deviceId: string, kind: string): HttpProb
   return new HttpProblem(409, "Action not applicable", `${action} does not apply to ${deviceId} (a ${kind})`);
 }
 
-/** Apply one action to a device; pure over the field's models apart from the bus liveness and fault lists. */
-export function applyDeviceAction(field: Field, deviceId: string, a: DeviceAction): Record<string, unknown> {
+/** Apply one action to a device (validated again here, so library callers get the same checks as HTTP ones). */
+export function applyDeviceAction(field: Field, deviceId: string, input: DeviceActionInput): Record<string, unknown> {
+  const a: DeviceAction = deviceActionSchema.parse(input);
   const device = field.requireDevice(deviceId);
   const kind = device.profile.kind;
   switch (a.action) {

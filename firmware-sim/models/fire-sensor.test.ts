@@ -16,7 +16,8 @@ function node(): FireSensorModel {
 
 function flag(s: FireSensorModel, id: string): boolean {
   const p = s.bank.point(id);
-  return decodePointBit(p, s.bank.bit("discrete", p.address)).value === 1;
+  const r = decodePointBit(p, s.bank.bit("discrete", p.address));
+  return r.ok && r.value === 1;
 }
 
 function reg(s: FireSensorModel, id: string): number {

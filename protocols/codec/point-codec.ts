@@ -13,6 +13,7 @@ export type PointReading =
   | { readonly ok: false; readonly pointId: string; readonly code: string; readonly detail: string; readonly words: readonly number[] };
 
 export function applyScale(raw: number, scale: number): number {
+  if (scale === 1) return raw;
   const k = scaleExponent(scale);
   if (k === undefined) throw new CodecError(CODEC_ERROR_CODES.OUT_OF_RANGE, `scale ${scale} is not a power of ten`);
   return k < 0 ? raw / 10 ** -k : raw * 10 ** k;

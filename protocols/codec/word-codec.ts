@@ -9,10 +9,15 @@ export type DecodeResult =
   | { readonly ok: true; readonly value: number }
   | { readonly ok: false; readonly code: "NOT_A_NUMBER" | "INFINITE" | "UNSAFE_INTEGER" | "BAD_BCD"; readonly detail: string };
 
-/** Put the words of a value into canonical big-endian byte order (A B C D ...). */
-function toBigEndianBytes(words: ArrayLike<number>, order: WordOrder): Uint8Array {
+/**
+ * Scratch space for decoding: the words are laid out in canonical big-endian order (A B C D ...) here and read
+ * back with DataView. Decoding is synchronous and single-threaded, so one buffer serves every call without an
+ * allocation per value (the edge decodes every register of every poll through this).
+ */
+const scratch = new DataView(new ArrayBuffer(8));
+
+function toBigEndianScratch(words: ArrayLike<number>, order: WordOrder): DataView {
   const n = words.length;
-  const bytes = new Uint8Array(n * 2);
   const reverseWords = order === "CDAB" || order === "DCBA";
   const swapBytes = order === "BADC" || order === "DCBA";
   for (let i = 0; i < n; i++) {
@@ -20,12 +25,9 @@ function toBigEndianBytes(words: ArrayLike<number>, order: WordOrder): Uint8Arra
     if (!Number.isInteger(word) || word < 0 || word > 0xffff) {
       throw new CodecError(CODEC_ERROR_CODES.BAD_WORD, `register word ${String(word)} is not an integer in 0..65535`);
     }
-    const hi = word >>> 8;
-    const lo = word & 0xff;
-    bytes[i * 2] = swapBytes ? lo : hi;
-    bytes[i * 2 + 1] = swapBytes ? hi : lo;
+    scratch.setUint16(i * 2, swapBytes ? ((word & 0xff) << 8) | (word >>> 8) : word);
   }
-  return bytes;
+  return scratch;
 }
 
 /** Inverse of toBigEndianBytes: canonical bytes → words in the device's order. */
@@ -58,8 +60,7 @@ function checkCount(type: ValueType, words: ArrayLike<number>): void {
  */
 export function decodeRaw(type: ValueType, order: WordOrder, words: ArrayLike<number>): DecodeResult {
   checkCount(type, words);
-  const bytes = toBigEndianBytes(words, order);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = toBigEndianScratch(words, order);
   switch (type) {
     case "u16":
       return { ok: true, value: view.getUint16(0) };

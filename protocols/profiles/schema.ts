@@ -26,10 +26,12 @@ export const scaleSchema = z
     message: "scale must be a power of ten between 1e-6 and 1e6",
   });
 
+const POWERS_OF_TEN = Array.from({ length: 13 }, (_, i) => [10 ** (i - 6), i - 6] as const);
+
+/** The k of a scale 10^k (k in -6..6), or undefined when the scale is not a power of ten. */
 export function scaleExponent(scale: number): number | undefined {
-  for (let k = -6; k <= 6; k++) {
-    if (Math.abs(scale - 10 ** k) <= 10 ** k * 1e-12) return k;
-  }
+  if (scale === 1) return 0;
+  for (const [power, k] of POWERS_OF_TEN) if (Math.abs(scale - power) <= power * 1e-12) return k;
   return undefined;
 }
 

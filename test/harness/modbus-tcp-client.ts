@@ -6,7 +6,7 @@ import { decodeMbapHeader, encodeMbap, MBAP_HEADER_LENGTH } from "../../protocol
 import { decodeResponse, encodeRequest, type ModbusRequest, type ModbusResponse } from "../../protocols/modbus/pdu.js";
 
 export class RawModbusTcpClient {
-  private pending = Buffer.alloc(0);
+  private pending: Buffer = Buffer.alloc(0);
   private nextTid = 1;
   private readonly waiting = new Map<number, { req: ModbusRequest; resolve: (r: ModbusResponse) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   /** Raw frames the server sent that matched no request (for fault tests). */

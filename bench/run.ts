@@ -1,0 +1,20 @@
+// npm run bench [-- NAME ...]: run every benchmark (or the named ones), print one JSON line per figure and write
+// bench/results/latest.json.
+
+import { codecDecode } from "./codec-decode.js";
+import { writeResults } from "./report.js";
+import { simTcp } from "./sim-tcp.js";
+
+const BENCHES: Record<string, () => void | Promise<void>> = {
+  "codec-decode": codecDecode,
+  "sim-tcp": simTcp,
+};
+
+const wanted = process.argv.slice(2).filter((a) => a !== "--");
+const unknown = wanted.filter((w) => !(w in BENCHES));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown benchmark(s): ${unknown.join(", ")}; known: ${Object.keys(BENCHES).join(", ")}\n`);
+  process.exit(2);
+}
+for (const name of wanted.length ? wanted : Object.keys(BENCHES)) await BENCHES[name]?.();
+process.stderr.write(`results written to ${writeResults()}\n`);
