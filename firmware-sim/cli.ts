@@ -143,6 +143,12 @@ async function main(): Promise<void> {
   process.once("SIGTERM", shutdown);
 }
 
+// `agri-sim --list-profiles | head` closes our stdout early; that is not an error.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 main().catch((err: unknown) => {
   if (err instanceof ScenarioError) {
     process.stderr.write(`agri-sim: ${err.message}\n`);

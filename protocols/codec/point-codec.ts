@@ -38,6 +38,10 @@ export function decodePointWords(point: Point, words: readonly number[]): PointR
     if (words.length !== 1 || word === undefined) {
       throw new CodecError(CODEC_ERROR_CODES.WRONG_WORD_COUNT, `bit point ${point.id} needs one word`);
     }
+    // Same caller-mistake rule as decodeRaw: a word outside 0..65535 (-1, say) must not read as a set flag.
+    if (!Number.isInteger(word) || word < 0 || word > 0xffff) {
+      throw new CodecError(CODEC_ERROR_CODES.BAD_WORD, `register word ${String(word)} is not an integer in 0..65535`);
+    }
     result = { ok: true, value: (word >>> point.bit) & 1 };
   } else {
     result = decodeRaw(point.type, point.wordOrder, words);

@@ -4,7 +4,7 @@
 
 import { z } from "zod";
 import { VALUE_TYPE_NAMES, VALUE_TYPES, WORD_ORDERS } from "../codec/value-types.js";
-import { ROLE_NAMES, UNIT_NAMES, WRITE_ROLES } from "./roles.js";
+import { ROLE_NAMES, ROLES, UNIT_NAMES, WRITE_ROLES } from "./roles.js";
 
 /** Modbus Application Protocol v1.1b3 §6: the four read function codes and the tables they address. */
 export const READ_FUNCTION_CODES = {
@@ -58,6 +58,10 @@ export const pointSchema = z
     if (bitFc && p.type !== "bool") ctx.addIssue({ code: "custom", path: ["type"], message: `FC ${p.fc} reads bits: type must be bool` });
     if (!bitFc && p.type === "bool") ctx.addIssue({ code: "custom", path: ["type"], message: `FC ${p.fc} reads registers: bool needs FC 01 or 02` });
     if (p.bit !== undefined && p.type !== "u16") ctx.addIssue({ code: "custom", path: ["bit"], message: "bit selects a flag inside a u16 register" });
+    // roles.ts ROLES: a role fixes what the value means, so its unit set is closed (the edge bills import_energy
+    // assuming an energy unit; a profile loaded from a file must not be able to say "V").
+    const allowedUnits: readonly string[] = ROLES[p.role].units;
+    if (!allowedUnits.includes(p.unit)) ctx.addIssue({ code: "custom", path: ["unit"], message: `role ${p.role} is expressed in ${allowedUnits.join(", ")}, not ${p.unit}` });
   });
 export type Point = z.output<typeof pointSchema>;
 export type PointInput = z.input<typeof pointSchema>;
@@ -107,7 +111,7 @@ export const limitsSchema = z.object({
   maxBitsPerRead: z.number().int().min(1).max(2000).default(2000),
   /** Eastron: "read/write in register pairs" — start address and count must be even. */
   evenAlignment: z.boolean().default(false),
-  /** Registers the device answers without an exception; reads outside fail with exception 02. */
+  /** Most registers one FC 16 request may write (spec: 123, §6.12; DDS238: 1). */
   maxWriteRegisters: z.number().int().min(1).max(123).default(123),
   /** Largest gap of unused registers worth reading through to save a request (0 = never bridge). */
   maxBridgeGap: z.number().int().min(0).max(125).default(8),
@@ -158,16 +162,19 @@ export const profileSchema = z
       }
     });
     // Overlap check: two points may share a register only when both are bit flags of the same u16.
-    const owners = new Map<string, { index: number; bit: number | undefined }>();
+    // Every earlier owner of a register is kept, not just the last one: flags on bits 0, 1, 0 of one register must
+    // still clash on bit 0.
+    const owners = new Map<string, { index: number; bit: number | undefined }[]>();
     p.points.forEach((pt, i) => {
       const span = Math.max(1, VALUE_TYPES[pt.type].words);
       for (let a = pt.address; a < pt.address + span; a++) {
         const key = `${tableOf(pt.fc)}:${a}`;
-        const prev = owners.get(key);
-        if (prev && (prev.bit === undefined || pt.bit === undefined || prev.bit === pt.bit)) {
+        const previous = owners.get(key) ?? [];
+        const prev = previous.find((o) => o.bit === undefined || pt.bit === undefined || o.bit === pt.bit);
+        if (prev) {
           ctx.addIssue({ code: "custom", path: ["points", i, "address"], message: `register ${a} (FC ${pt.fc}) overlaps points[${prev.index}]` });
         }
-        owners.set(key, { index: i, bit: pt.bit });
+        owners.set(key, [...previous, { index: i, bit: pt.bit }]);
       }
       if (pt.address + span - 1 > 0xffff) ctx.addIssue({ code: "custom", path: ["points", i, "address"], message: "point runs past register 65535" });
       if (p.limits.evenAlignment && VALUE_TYPES[pt.type].words > 0 && pt.address % 2 !== 0) {

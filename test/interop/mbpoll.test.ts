@@ -15,6 +15,8 @@ type BusId = (typeof BUSES)[number];
 const SDM630_IMPORT_WH = 1_234_567; // mbpoll shows 1234.57 (kWh)
 const DDS238_IMPORT_WH = 12_345_678; // raw 1 234 567 × 0.01 kWh: the high word is not zero
 const DDS238_LOAD_W = 2000;
+const PUMP_LOAD_W = 7500;
+const PUMP_CONTACTOR_CHANNEL = 8;
 
 function devicesOn(bus: BusId): NonNullable<ScenarioInput["devices"]> {
   return [
@@ -24,6 +26,10 @@ function devicesOn(bus: BusId): NonNullable<ScenarioInput["devices"]> {
     { id: `${bus}-relays`, bus, unit: 4, profile: "relay-module-8ch", relayModule: { initiallyOn: true } },
     { id: `${bus}-fire`, bus, unit: 5, profile: "agri-fire-node", fire: {} },
     { id: `${bus}-doomed`, bus, unit: 6, profile: "eastron-sdm120" },
+    {
+      id: `${bus}-pump`, bus, unit: 7, profile: "eastron-sdm630-v2",
+      meter: { loads: [{ kind: "constant", watts: PUMP_LOAD_W }], contactor: { device: `${bus}-relays`, channel: PUMP_CONTACTOR_CHANNEL } },
+    },
   ];
 }
 
@@ -61,11 +67,11 @@ function mbpoll(bus: BusId, unit: number, options: readonly string[], writeValue
   return runProgram(mbpollPath, ["-0", "-1", "-o", "0.5", "-a", String(unit), ...options, ...target(bus), ...writeValues], { timeoutMs: 10_000 });
 }
 
-/** mbpoll prints one `[reference]: <tab>value` line per value. */
+/** mbpoll prints one `[reference]: <tab>value` line per value; 16-bit values above 32767 get ` (signed)` after. */
 function values(result: ProgramResult): number[] {
   expect(result.stderr, "mbpoll reported an error").toBe("");
   expect(result.code).toBe(0);
-  return [...result.stdout.matchAll(/^\[(\d+)\]:\s+(\S+)\s*$/gm)].map((m) => Number(m[2]));
+  return [...result.stdout.matchAll(/^\[(\d+)\]:\s+(\S+)/gm)].map((m) => Number(m[2]));
 }
 
 function meter(id: string): MeterModel {
@@ -120,24 +126,35 @@ describe.each([
     applyDeviceAction(running.field, `${bus}-fire`, { action: "stop-fire" });
   });
 
-  it("writes 0 to the DDS238 relay register and the meter opens its supply so energy stops rising under load", async () => {
+  it("writes one holding register with FC 06, which the DDS238 refuses as Illegal function, leaving its relay closed", async () => {
+    // mbpoll sends a single value with FC 06 (modbus_write_register); the DDS238 only understands FC 16.
     const dds = meter(`${bus}-dds238`);
-    const beforeWh = dds.importWh;
-    running.field.advance(600_000);
-    expect(dds.importWh - beforeWh).toBeCloseTo((DDS238_LOAD_W * 600) / 3600, 6);
-
     const write = await mbpoll(bus, 3, ["-t", "4", "-r", "0x001A"], ["0"]);
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toMatch(/Illegal function/);
+    expect(dds.relayClosed).toBe(true);
+    expect(values(await mbpoll(bus, 3, ["-t", "4", "-r", "0x001A"]))).toEqual([1]);
+  });
+
+  it("writes 0 to a contactor coil and the meter behind it loses supply so its energy stops rising under load", async () => {
+    const pump = meter(`${bus}-pump`);
+    const beforeWh = pump.importWh;
+    running.field.advance(600_000);
+    expect(pump.importWh - beforeWh).toBeCloseTo((PUMP_LOAD_W * 600) / 3600, 6);
+
+    const write = await mbpoll(bus, 4, ["-t", "0", "-r", String(PUMP_CONTACTOR_CHANNEL - 1)], ["0"]);
     expect(write.stderr).toBe("");
     expect(write.code).toBe(0);
     expect(write.stdout).toMatch(/Written 1 references/);
-    expect(dds.relayClosed).toBe(false);
+    expect(pump.supplyClosed()).toBe(false);
+    expect(pump.relayClosed).toBe(true); // the meter's own relay is untouched; the contactor opened
 
-    const cutWh = dds.importWh;
+    const cutWh = pump.importWh;
     running.field.advance(600_000);
-    expect(dds.importWh).toBe(cutWh);
-    expect(dds.meteredPowerW).toBe(0);
-    expect(values(await mbpoll(bus, 3, ["-t", "4", "-r", "0x001A"]))).toEqual([0]);
-    applyDeviceAction(running.field, `${bus}-dds238`, { action: "set-relay", closed: true });
+    expect(pump.importWh).toBe(cutWh);
+    expect(pump.meteredPowerW).toBe(0);
+    expect(values(await mbpoll(bus, 4, ["-t", "0", "-r", String(PUMP_CONTACTOR_CHANNEL - 1)]))).toEqual([0]);
+    applyDeviceAction(running.field, `${bus}-relays`, { action: "set-coil", channel: PUMP_CONTACTOR_CHANNEL, on: true });
   });
 
   it("answers a read of an unmapped input register with exception 02, which mbpoll prints as Illegal data address", async () => {
