@@ -1,6 +1,6 @@
 // Decode a profile point from the words (or bits) a device returned, and encode an engineering value back into
 // words for the simulator. Scaling is by powers of ten and done by division where the exponent is negative, so
-// 12345 × 0.01 decodes to 123.45 and not 123.45000000000002.
+// 35 × 0.01 decodes to 0.35 and not 0.35000000000000003 (12345 → 123.45 either way).
 
 import type { Point } from "../profiles/schema.js";
 import { scaleExponent } from "../profiles/schema.js";
