@@ -50,7 +50,7 @@ const uplinkEnvelope = {
   gatewayId: gatewayIdSchema,
   /** Per-gateway sequence from the durable outbox; (gatewayId, seq) is the cloud's deduplication key. */
   seq: positiveSafeInt,
-  /** The gateway's clock when the message left the outbox (not when the data was measured). */
+  /** The gateway's clock when the message was committed to the durable outbox (not when the data was measured). */
   sentAt: isoDateTime,
 } as const;
 
@@ -126,7 +126,7 @@ export const billingReadingsSchema = z
   });
 
 // ─── events ───────────────────────────────────────────────────────────────────────────────────────────────────────
-// Every event carries `at`: when the edge observed it. The envelope's sentAt is when it left the outbox, which after
+// Every event carries `at`: when the edge observed it. The envelope's sentAt is when it entered the outbox, which after
 // an outage can be days later.
 
 export const ALARM_CAUSES = ["device_flag", "smoke_density", "temperature_rise", "heat_flag"] as const;
@@ -204,17 +204,40 @@ export const grantRejectedSchema = z.strictObject({
   reason: shortText,
 });
 
+/** The sensor answers again after a monitoring gap; pairs with the gap by deviceId and silentSinceAt. */
+export const monitoringRestoredSchema = z.strictObject({
+  type: z.literal("monitoring.restored"),
+  deviceId: deviceIdSchema,
+  at: isoDateTime,
+  silentSinceAt: isoDateTime,
+});
+
+/**
+ * Low credit (请购电, DL/T 1490's two alarm stages): the meter's remaining granted energy fell to the first or second
+ * warning level. remainingWh may be zero or negative when the warning comes with the cut or inside a friendly period.
+ */
+export const creditLowSchema = z.strictObject({
+  type: z.literal("credit.low"),
+  meterId: deviceIdSchema,
+  at: isoDateTime,
+  level: z.union([z.literal(1), z.literal(2)]),
+  remainingWh: z.int(),
+  grantSeq: positiveSafeInt,
+});
+
 /** The events that go out on the alarm topic, one per message, ahead of any backlog (invariant 6). */
-export const alarmEventSchema = z.discriminatedUnion("type", [alarmRaisedOrClearedSchema, monitoringGapSchema]);
+export const alarmEventSchema = z.discriminatedUnion("type", [alarmRaisedOrClearedSchema, monitoringGapSchema, monitoringRestoredSchema]);
 
 export const gatewayEventSchema = z.discriminatedUnion("type", [
   alarmRaisedOrClearedSchema,
   monitoringGapSchema,
+  monitoringRestoredSchema,
   tamperSchema,
   relayChangedSchema,
   deviceReachabilitySchema,
   grantAppliedSchema,
   grantRejectedSchema,
+  creditLowSchema,
 ]);
 
 export const eventBatchSchema = z.strictObject({
