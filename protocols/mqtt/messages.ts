@@ -210,6 +210,16 @@ export const monitoringRestoredSchema = z.strictObject({
   deviceId: deviceIdSchema,
   at: isoDateTime,
   silentSinceAt: isoDateTime,
+  /** When the gap was reported, so the cloud pairs this with its monitoring.gap. */
+  gapReportedAt: isoDateTime,
+});
+
+/** A fire sensor's own fault flag changed: while faulted it is not watching, which the command room must see. */
+export const sensorFaultSchema = z.strictObject({
+  type: z.literal("sensor.fault"),
+  deviceId: deviceIdSchema,
+  at: isoDateTime,
+  faulted: z.boolean(),
 });
 
 /**
@@ -226,12 +236,13 @@ export const creditLowSchema = z.strictObject({
 });
 
 /** The events that go out on the alarm topic, one per message, ahead of any backlog (invariant 6). */
-export const alarmEventSchema = z.discriminatedUnion("type", [alarmRaisedOrClearedSchema, monitoringGapSchema, monitoringRestoredSchema]);
+export const alarmEventSchema = z.discriminatedUnion("type", [alarmRaisedOrClearedSchema, monitoringGapSchema, monitoringRestoredSchema, sensorFaultSchema]);
 
 export const gatewayEventSchema = z.discriminatedUnion("type", [
   alarmRaisedOrClearedSchema,
   monitoringGapSchema,
   monitoringRestoredSchema,
+  sensorFaultSchema,
   tamperSchema,
   relayChangedSchema,
   deviceReachabilitySchema,
