@@ -2,12 +2,14 @@
 // bench/results/latest.json.
 
 import { codecDecode } from "./codec-decode.js";
+import { outboxBench } from "./outbox.js";
 import { writeResults } from "./report.js";
 import { simTcp } from "./sim-tcp.js";
 
 const BENCHES: Record<string, () => void | Promise<void>> = {
   "codec-decode": codecDecode,
   "sim-tcp": simTcp,
+  outbox: outboxBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

@@ -60,8 +60,9 @@ interface MeterRuntime {
   /** Latest good billing values since the last billing message, per point. */
   pendingBilling: Map<string, { wh: number; exact: boolean; droppedWh: number; words: readonly number[]; raw: number; atMs: number }>;
   lastBillingAtMs: number;
-  /** Relay events decided by the guard, waiting for their write's read-back to say whether it was verified. */
-  pendingRelayEvents: (RelayEventDraft | RelayVerifyFailedEvent)[];
+  writesInFlight: number;
+  lastWriteDoneAtMs: number;
+  bootPending: boolean;
 }
 
 interface DeviceView {
@@ -76,6 +77,8 @@ interface DeviceView {
 }
 
 const BILLING_ROLES = new Set(["import_energy", "export_energy", "total_energy"]);
+/** How long a guard waits for its meter's first answer before re-asserting the relay without a register value. */
+const BOOT_WAIT_MS = 5000;
 
 export class EdgeAgent {
   private readonly engines = new Map<string, BusEngine>();
@@ -110,7 +113,7 @@ export class EdgeAgent {
     return new RtuTransport({ path: rtu.path, baud: rtu.baud, parity: rtu.parity, stopBits: rtu.stopBits });
   }
 
-  async start(): Promise<void> {
+  start(): void {
     const c = this.config;
     for (const bus of c.buses) {
       const log = this.deps.log.child({ bus: bus.id });
@@ -118,7 +121,7 @@ export class EdgeAgent {
         this.transportFor(bus),
         { busId: bus.id, timeoutMs: bus.timeoutMs, attempts: bus.attempts, retryBackoffMs: bus.retryBackoffMs, health: { offlineAfterFailures: c.offlineAfterFailures, offlinePollMaxMs: c.offlinePollMaxMs } },
         {
-          onReadings: (d, readings, at) => this.onReadings(d.id, readings, at),
+          onReadings: (d, readings, at, _latency, startedAt) => this.onReadings(d.id, readings, at, startedAt),
           onPollFailed: (d, err, at) => this.onPollFailed(d.id, err, at, log),
           onHealthChange: (d, online, health, lastError, at) => this.onHealthChange(d.id, online, health.consecutiveFailures, lastError, at),
         },
@@ -151,8 +154,9 @@ export class EdgeAgent {
       startedAt: new Date(this.now()).toISOString(),
       devices: c.devices.map((d) => ({ deviceId: d.id, profileId: d.profile, kind: this.profileOf(d).kind, bus: d.bus, unitId: d.unit })),
     }, "event");
-    // After a reboot each guard re-asserts its relay from disk before the first poll (invariant 4).
-    for (const m of this.meters.values()) this.stepCredit(m, { type: "boot", atMs: this.now() });
+    // After a reboot each guard re-asserts its relay from disk (invariant 4): at the meter's first answer, so the
+    // relay event carries the register value, or after BOOT_WAIT_MS if the meter stays silent.
+    this.timers.push(setTimeout(() => this.bootPendingGuards(), BOOT_WAIT_MS));
     for (const d of this.devices.values()) d.engine.addDevice(d.polled);
     for (const e of this.engines.values()) e.start();
     this.timers.push(setInterval(() => this.flushTelemetry(), c.telemetry.intervalMs));
@@ -186,12 +190,14 @@ export class EdgeAgent {
       baseline: stored?.baseline,
       pendingBilling: new Map(),
       lastBillingAtMs: this.now(),
-      pendingRelayEvents: [],
+      writesInFlight: 0,
+      lastWriteDoneAtMs: 0,
+      bootPending: true,
     };
   }
 
   async stop(): Promise<void> {
-    for (const t of this.timers.splice(0)) clearInterval(t);
+    for (const t of this.timers.splice(0)) clearTimeout(t);
     if (this.started) {
       this.flushBilling(true);
       this.flushTelemetry();
@@ -217,12 +223,12 @@ export class EdgeAgent {
 
   // ─── polls ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-  private onReadings(deviceId: string, readings: readonly PointReading[], atMs: number): void {
+  private onReadings(deviceId: string, readings: readonly PointReading[], atMs: number, startedAtMs: number): void {
     const view = this.devices.get(deviceId);
     if (!view) return;
     view.lastError = undefined;
     const byId = new Map(readings.map((r) => [r.pointId, r]));
-    const dirty = this.telemetryDirty.get(deviceId) ?? new Map();
+    const dirty = this.telemetryDirty.get(deviceId) ?? new Map<string, { value: number; atMs: number; point: Point }>();
     for (const r of readings) {
       if (!r.ok) continue;
       view.lastReadings.set(r.pointId, { value: r.value, atMs });
@@ -237,8 +243,10 @@ export class EdgeAgent {
     for (const m of this.meters.values()) {
       const rb = m.relay?.readBack;
       if (!rb || m.relay?.deviceId !== deviceId) continue;
+      // A poll that began before the last relay write finished may have read the old state: it proves nothing.
+      if (m.writesInFlight > 0 || startedAtMs < m.lastWriteDoneAtMs) continue;
       const r = byId.get(rb.id);
-      if (r?.ok) this.stepCredit(m, { type: "relay-readback", state: this.relayStateOf(m.relay as RelayBinding, r.value), atMs });
+      if (r?.ok) this.stepCredit(m, { type: "relay-readback", state: this.relayStateOf(m.relay, r.value), atMs });
     }
     const fire = this.fires.get(deviceId);
     if (fire) this.onFireSample(deviceId, view.profile, byId, atMs);
@@ -247,6 +255,14 @@ export class EdgeAgent {
   private relayStateOf(binding: RelayBinding, value: number): RelayState {
     const energised = value === binding.target.closedValue;
     return energised !== binding.inverted ? "closed" : "open";
+  }
+
+  private bootPendingGuards(): void {
+    for (const m of this.meters.values()) {
+      if (!m.bootPending) continue;
+      m.bootPending = false;
+      this.stepCredit(m, { type: "boot", atMs: this.now() });
+    }
   }
 
   private onMeterReadings(m: MeterRuntime, byId: ReadonlyMap<string, PointReading>, atMs: number): void {
@@ -267,6 +283,10 @@ export class EdgeAgent {
         });
       } else {
         if (m.cfg.supply) this.stepCredit(m, { type: "reading", registerWh: verdict.wh, atMs });
+        if (m.bootPending) {
+          m.bootPending = false;
+          this.stepCredit(m, { type: "boot", atMs });
+        }
         if (reading.ok) m.pendingBilling.set(m.importPoint.id, { wh: verdict.wh, exact: verdict.conversion.exact, droppedWh: verdict.conversion.droppedWh, words: reading.words, raw: reading.raw, atMs });
       }
     }
@@ -372,11 +392,10 @@ export class EdgeAgent {
         return;
       case "event": {
         const e = effect.event;
-        if (e.type === "grant.applied" || e.type === "grant.rejected") {
-          this.emitEvent(e);
-          return;
-        }
-        m.pendingRelayEvents.push(e as RelayEventDraft | RelayVerifyFailedEvent);
+        if (e.type === "grant.applied" || e.type === "grant.rejected") this.emitEvent(e);
+        // The guard reports a relay change once a read-back confirmed it (or the relay cannot be read back), and a
+        // read-back that disagrees as verify-failed: published as the relay event with verified false.
+        else this.publishRelayEvent(m, e, draftState(e), e.type === "relay.verify-failed" ? false : e.verified);
         return;
       }
       case "warning":
@@ -388,13 +407,10 @@ export class EdgeAgent {
     }
   }
 
-  /** Write the relay, read it back, feed the result to the guard and publish the relay events with `verified`. */
+  /** Write the relay and read it back; the guard turns the read-back into the relay event (or a retry). */
   private async writeRelay(m: MeterRuntime, state: RelayState, attempt: number): Promise<void> {
     const binding = m.relay;
-    if (!binding) {
-      this.flushRelayEvents(m, state, false, 0);
-      return;
-    }
+    if (!binding) return;
     const view = this.devices.get(binding.deviceId) as DeviceView;
     const t = binding.target;
     const energise = (state === "closed") !== binding.inverted;
@@ -405,49 +421,46 @@ export class EdgeAgent {
       : t.fc === 6 ? { fc: 6 as const, address: t.address, value }
       : { fc: 16 as const, address: t.address, values: [value] };
     this.counters.relayWrites++;
+    m.writesInFlight++;
     try {
       await view.engine.command(view.cfg.unit, req);
+      if (!binding.readBack) {
+        this.stepCredit(m, { type: "relay-unverifiable", atMs: this.now() });
+        return;
+      }
+      const rb = binding.readBack;
+      try {
+        const answer = await view.engine.command(view.cfg.unit, { fc: rb.fc, address: rb.address, quantity: 1 });
+        const raw = "bits" in answer ? (answer.bits[0] ? 1 : 0) : "words" in answer ? (answer.words[0] ?? -1) : -1;
+        const observed = this.relayStateOf(binding, raw);
+        this.stepCredit(m, { type: "relay-readback", state: observed, atMs: this.now() });
+      } catch (err) {
+        this.deps.log.warn({ device: m.cfg.id, err: (err as Error).message }, "relay read-back failed; the next poll verifies");
+      }
     } catch (err) {
       this.counters.relayWriteFailures++;
-      this.deps.log.error({ device: m.cfg.id, relayDevice: binding.deviceId, attempt, err: (err as Error).message }, "relay write failed");
       // The next poll's read-back disagrees with the commanded state and the guard retries the write.
-      if (!binding.readBack) this.flushRelayEvents(m, state, false, value);
-      return;
-    }
-    if (!binding.readBack) {
-      this.stepCredit(m, { type: "relay-unverifiable", atMs: this.now() });
-      this.flushRelayEvents(m, state, false, value);
-      return;
-    }
-    const rb = binding.readBack;
-    try {
-      const answer = await view.engine.command(view.cfg.unit, { fc: rb.fc, address: rb.address, quantity: 1 });
-      const raw = "bits" in answer ? (answer.bits[0] ? 1 : 0) : "words" in answer ? (answer.words[0] ?? -1) : -1;
-      const observed = this.relayStateOf(binding, raw);
-      this.flushRelayEvents(m, state, observed === state, value);
-      this.stepCredit(m, { type: "relay-readback", state: observed, atMs: this.now() });
-    } catch (err) {
-      this.deps.log.warn({ device: m.cfg.id, err: (err as Error).message }, "relay read-back failed; the next poll verifies");
-      this.flushRelayEvents(m, state, false, value);
+      this.deps.log.error({ device: m.cfg.id, relayDevice: binding.deviceId, attempt, err: (err as Error).message }, "relay write failed");
+    } finally {
+      m.writesInFlight--;
+      m.lastWriteDoneAtMs = this.now();
     }
   }
 
-  private flushRelayEvents(m: MeterRuntime, state: RelayState, verified: boolean, registerValue: number): void {
-    const events = m.pendingRelayEvents.splice(0);
-    for (const e of events) {
-      const type = e.type === "relay.verify-failed" ? (e.expected === "open" ? "relay.opened" : "relay.closed") : e.type;
-      if ((type === "relay.opened") !== (state === "open")) continue; // superseded by a later decision
-      this.emitEvent({
-        type,
-        deviceId: m.cfg.id,
-        at: e.at,
-        reason: e.reason,
-        registerWh: e.registerWh ?? m.guard.lastRegisterWh ?? m.baseline?.registerWh ?? 0,
-        ...(e.grantSeq !== undefined ? { grantSeq: e.grantSeq } : {}),
-        registerValue,
-        verified: e.type === "relay.verify-failed" ? false : verified,
-      });
-    }
+  private publishRelayEvent(m: MeterRuntime, draft: RelayDraft, state: RelayState, verified: boolean): void {
+    const t = m.relay?.target;
+    const energise = (state === "closed") !== (m.relay?.inverted ?? false);
+    this.emitEvent({
+      type: state === "open" ? "relay.opened" : "relay.closed",
+      deviceId: m.cfg.id,
+      at: draft.at,
+      reason: draft.reason,
+      registerWh: draft.registerWh ?? m.guard.lastRegisterWh ?? m.baseline?.registerWh ?? 0,
+      ...(draft.grantSeq !== undefined ? { grantSeq: draft.grantSeq } : {}),
+      // The raw value that means this state on the relay register or coil.
+      registerValue: (energise ? t?.closedValue : t?.openValue) ?? 0,
+      verified,
+    });
   }
 
   // ─── fire guard shell ────────────────────────────────────────────────────────────────────────────────────────
@@ -606,3 +619,10 @@ export class EdgeAgent {
 }
 
 type CreditGuardStep = ReturnType<typeof creditGuard>;
+type RelayDraft = RelayEventDraft | RelayVerifyFailedEvent;
+
+/** The relay state a relay event draft is about. */
+function draftState(d: RelayDraft): RelayState {
+  if (d.type === "relay.verify-failed") return d.expected;
+  return d.type === "relay.opened" ? "open" : "closed";
+}

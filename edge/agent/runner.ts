@@ -50,7 +50,7 @@ export class EdgeRunner {
     this.outbox = openSqliteOutbox({ path: c.outbox.path, maxBytes: c.outbox.maxBytes, maxCount: c.outbox.maxCount });
     this.state = new StateStore(c.statePath);
     const password = c.gateway.password ?? readFileSync(c.gateway.passwordFile as string, "utf8").trim();
-    await this.startAgent(c);
+    this.startAgent(c);
     this.uplink = new Uplink(
       { gatewayId: c.gateway.id, password, url: c.broker.url, caFile: c.broker.caFile, certFile: c.broker.certFile, keyFile: c.broker.keyFile, keepaliveS: c.broker.keepaliveS, reconnectMinMs: c.broker.reconnectMinMs, reconnectMaxMs: c.broker.reconnectMaxMs, inflight: c.broker.inflight },
       this.outbox,
@@ -66,7 +66,7 @@ export class EdgeRunner {
     this.status = await startStatusServer(c.status.host, c.status.port, () => ({ ...(this.agent?.status() ?? {}), uplink: this.uplink?.stats }));
   }
 
-  private async startAgent(config: EdgeConfig): Promise<void> {
+  private startAgent(config: EdgeConfig): void {
     const agent = new EdgeAgent(config, {
       outbox: this.outbox as Outbox,
       state: this.state as StateStore,
@@ -80,7 +80,7 @@ export class EdgeRunner {
         return result;
       },
     });
-    await agent.start();
+    agent.start();
     this.agent = agent;
   }
 
@@ -108,14 +108,14 @@ export class EdgeRunner {
     }
     await this.agent?.stop();
     try {
-      await this.startAgent(next);
+      this.startAgent(next);
       this.config = next;
       this.opts.log.info({ version }, "configuration applied");
       return { ok: true };
     } catch (err) {
       this.opts.log.error({ err: (err as Error).message, version }, "configuration failed to start; rolling back");
       if (path && existsSync(`${path}.bak`)) renameSync(`${path}.bak`, path);
-      await this.startAgent(old);
+      this.startAgent(old);
       return { ok: false, reason: `did not start: ${(err as Error).message}`.slice(0, 200) };
     }
   }

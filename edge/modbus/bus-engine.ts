@@ -31,7 +31,7 @@ export interface BusEngineOptions {
 
 export interface BusEngineEvents {
   /** A complete poll: every planned request answered. Readings may still hold undecodable values (ok:false). */
-  onReadings(device: PolledDevice, readings: readonly PointReading[], atMs: number, latencyMs: number): void;
+  onReadings(device: PolledDevice, readings: readonly PointReading[], atMs: number, latencyMs: number, startedAtMs: number): void;
   onPollFailed(device: PolledDevice, error: ModbusError, atMs: number): void;
   onHealthChange(device: PolledDevice, online: boolean, health: DeviceHealth, lastError: ModbusError | undefined, atMs: number): void;
 }
@@ -229,7 +229,7 @@ export class BusEngine {
       this.events.onPollFailed(device, error, at);
     } else {
       rt.lastOkAtMs = at;
-      this.events.onReadings(device, readings, at, performance.now() - t0);
+      this.events.onReadings(device, readings, at, performance.now() - t0, started);
     }
     if (change) this.events.onHealthChange(device, change === "came-online", health, rt.lastError, at);
   }

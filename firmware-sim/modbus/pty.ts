@@ -29,23 +29,38 @@ export async function openPty(linkPath: string, socatPath = "socat"): Promise<Pt
   child.stdin.on("error", () => undefined);
   let stderr = "";
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new PtyError(`socat did not open ${linkPath} within 5 s: ${stderr.trim()}`)), 5000);
-    child.once("error", (err) => {
-      clearTimeout(timer);
+    const timer = setTimeout(() => {
+      done();
+      child.kill("SIGKILL");
+      reject(new PtyError(`socat did not open ${linkPath} within 5 s: ${stderr.trim()}`));
+    }, 5000);
+    const onError = (err: Error): void => {
+      done();
       reject(new PtyError(`cannot start socat (install Debian package socat): ${err.message}`));
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
+    };
+    const onExit = (code: number | null): void => {
+      done();
       reject(new PtyError(`socat exited with ${String(code)} before the pty was ready: ${stderr.trim()}`));
-    });
-    child.stderr.on("data", (d: Buffer) => {
+    };
+    const onStderr = (d: Buffer): void => {
       stderr += d.toString();
       if (stderr.includes("starting data transfer loop") && existsSync(linkPath)) {
-        clearTimeout(timer);
-        child.removeAllListeners("exit");
+        done();
         resolve();
       }
-    });
+    };
+    // Remove exactly the start-up listeners: close() adds its own exit listener later, and socat's "exiting on
+    // signal 15" on stderr must not be able to remove it.
+    function done(): void {
+      clearTimeout(timer);
+      child.off("error", onError);
+      child.off("exit", onExit);
+      child.stderr.off("data", onStderr);
+      child.stderr.resume();
+    }
+    child.on("error", onError);
+    child.on("exit", onExit);
+    child.stderr.on("data", onStderr);
   });
   let closed = false;
   return {

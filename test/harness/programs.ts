@@ -115,21 +115,35 @@ export function tempPath(prefix: string): string {
   return join(tmpdir(), `${prefix}-${process.pid}-${randomUUID().slice(0, 8)}`);
 }
 
+/** Await `promise`, but fail with a clear message instead of hanging until the test runner's own time-out. */
+export async function settleWithin<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface RunningField {
   readonly field: Field;
   /** The port the bus's TCP server actually listens on (scenarios use port 0). */
   tcpPort(busId: string): number;
+  /** Stop the field; fails after 10 s rather than hanging the test file. */
   close(): Promise<void>;
 }
 
 /** Parse a scenario, start its buses (TCP on free ports, RTU ptys through socat) with the clock driven by advance(). */
-export async function startField(input: unknown, opts: { readonly socatPath?: string } = {}): Promise<RunningField> {
+export async function startField(input: unknown, opts: { readonly socatPath?: string; readonly autoTick?: boolean } = {}): Promise<RunningField> {
   const scenario = parseScenario(input);
-  const field = new Field(scenario, undefined, { autoTick: false, ...(opts.socatPath !== undefined ? { socatPath: opts.socatPath } : {}) });
+  const field = new Field(scenario, undefined, { autoTick: opts.autoTick ?? false, ...(opts.socatPath !== undefined ? { socatPath: opts.socatPath } : {}) });
   try {
     await field.start();
   } catch (err) {
-    await field.stop();
+    await settleWithin(field.stop(), 10_000, "Field.stop()").catch(() => undefined);
     throw err;
   }
   return {
@@ -139,6 +153,6 @@ export async function startField(input: unknown, opts: { readonly socatPath?: st
       if (!tcp) throw new Error(`bus ${busId} has no TCP server`);
       return tcp.port;
     },
-    close: () => field.stop(),
+    close: () => settleWithin(field.stop(), 10_000, "Field.stop()"),
   };
 }
