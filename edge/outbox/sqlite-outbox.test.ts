@@ -11,7 +11,7 @@ import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { runOutboxContract } from "./outbox.contract.js";
 import { OutboxError } from "./outbox.js";
-import { openSqliteOutbox, type SqliteOutbox } from "./sqlite-outbox.js";
+import { openSqliteOutbox, THIN_WINDOW_MAX, type SqliteOutbox } from "./sqlite-outbox.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = join(HERE, "..", "..");
@@ -157,5 +157,25 @@ describe("SQLite outbox files", () => {
   it("rejects an unknown synchronous mode with EDGE_OUTBOX_BAD_ARGUMENT", () => {
     const options = { path: join(dir, "x.db"), ...ROOMY, synchronous: "OFF" } as unknown as Parameters<typeof openSqliteOutbox>[0];
     expect(() => openSqliteOutbox(options)).toThrow(expect.objectContaining({ code: "EDGE_OUTBOX_BAD_ARGUMENT" }));
+  });
+});
+
+describe("SQLite outbox thinning", () => {
+  it("thins at most THIN_WINDOW_MAX rows per full append, so an alarm never waits behind a whole-file rewrite", () => {
+    const dir = mkdtempSync(join(tmpdir(), "outbox-thin-"));
+    try {
+      const outbox = openSqliteOutbox({ path: join(dir, "o.db"), maxCount: 20_000, maxBytes: 1 << 30, synchronous: "NORMAL" });
+      const telemetry = Array.from({ length: 20_000 }, (_, i) => ({ topicName: "telemetry", topic: "agri/v1/gw/g/up/telemetry", payload: { i }, priority: "telemetry" as const }));
+      outbox.appendMany(telemetry);
+      expect(outbox.stats().count).toBe(20_000);
+      const { stored } = outbox.append({ topicName: "alarm", topic: "agri/v1/gw/g/up/alarm", payload: { fire: true }, priority: "alarm" });
+      expect(stored).toBe(true);
+      // One pass over the oldest THIN_WINDOW_MAX rows deletes every other one, not half of all 10,000 oldest.
+      expect(outbox.stats().thinnedTelemetry).toBe(THIN_WINDOW_MAX / 2);
+      expect(outbox.peek(1)[0]?.priority).toBe("alarm");
+      outbox.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -7,8 +7,8 @@
 //
 // The bound (checked at every append, message by message):
 //   - an append that would make count > maxCount or bytes > maxBytes first makes room from plain telemetry:
-//     1. thin: among the oldest ⌊T/2⌋ telemetry rows (T = telemetry rows stored), delete the 1st, 3rd, 5th, …
-//        (⌈⌊T/2⌋/2⌉ rows, counted in thinnedTelemetry). Repeated thinning decimates old telemetry ever more
+//     1. thin: among the oldest min(⌊T/2⌋, THIN_WINDOW_MAX) telemetry rows (T = telemetry rows stored), delete the
+//        1st, 3rd, 5th, … (counted in thinnedTelemetry). Repeated thinning decimates old telemetry ever more
 //        coarsely, so a long outage keeps a coarse picture of its whole length instead of only its end;
 //     2. if still too full, delete the oldest telemetry row by row (counted in droppedTelemetry);
 //   - alarms, billing readings and events are never deleted to make room. When no telemetry is left they are stored
@@ -20,13 +20,16 @@
 //     file size to counted bytes; plan the card with it, plus the WAL (trimmed to WAL_SIZE_LIMIT_BYTES after a
 //     checkpoint, but a large thinning transaction can grow it temporarily).
 //
-// Cost of thinning: deleting every other row dirties every page of the oldest half, so one pass writes about half
-// the file through the WAL (and again at checkpoint) to free a quarter of the rows, synchronously, inside the append
-// that found the outbox full, whatever its priority. bench/outbox.ts measured passes of 79,500 and 131,625 rows at
-// 0.8 s and 2.7 s on the 2-core dev box (~130 MB of WAL for 125,000 rows); an SD card is slower. Size maxCount for
-// the card's write speed, not only its capacity.
+// Cost of thinning: deleting every other row of the whole oldest half would dirty half the file inside the append
+// that found the outbox full — bench/outbox.ts measured unbounded passes of 79,500 and 131,625 rows at 0.8 s and
+// 2.7 s on the 2-core dev box — and better-sqlite3 is synchronous, so an alarm arriving then would wait behind it
+// (invariant 6). One pass therefore looks at no more than THIN_WINDOW_MAX rows (frees half of them); the next full
+// append thins the next stretch. The decimation is the same over time, in bounded steps.
 
 import Database from "better-sqlite3";
+
+/** Most telemetry rows one thinning pass looks at (it deletes every other one): bounds the pause of a full append. */
+export const THIN_WINDOW_MAX = 4096;
 import {
   assertLimits,
   entryBytes,
@@ -206,7 +209,7 @@ function createOutbox(db: Database.Database, path: string, limits: OutboxLimits)
           continue;
         }
         if (t.telemetryCount >= 2) {
-          thinned += thin.run(Math.floor(t.telemetryCount / 2)).changes;
+          thinned += thin.run(Math.min(THIN_WINDOW_MAX, Math.floor(t.telemetryCount / 2))).changes;
           t = totals();
         }
         while (!fits(t, bytes) && t.telemetryCount > 0) {
