@@ -192,7 +192,8 @@ export class EdgeAgent {
       lastBillingAtMs: this.now(),
       writesInFlight: 0,
       lastWriteDoneAtMs: 0,
-      bootPending: true,
+      // Only a meter whose supply this gateway can cut has a prepaid guard to restore.
+      bootPending: cfg.supply !== undefined,
     };
   }
 
@@ -593,7 +594,7 @@ export class EdgeAgent {
         lastPollAt: rt?.lastPollAtMs ? new Date(rt.lastPollAtMs).toISOString() : undefined,
         lastOkAt: rt?.lastOkAtMs ? new Date(rt.lastOkAtMs).toISOString() : undefined,
         readings: Object.fromEntries([...d.lastReadings].map(([k, v]) => [k, v.value])),
-        ...(meter
+        ...(meter?.cfg.supply
           ? {
               relay: meter.guard.relay,
               ...(meter.guard.openReason ? { openReason: meter.guard.openReason } : {}),
