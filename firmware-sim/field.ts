@@ -1,6 +1,7 @@
 // The running simulated field: builds the devices and buses of a scenario, advances the simulated clock, plays
 // scripted fires, serves each bus over Modbus TCP or RTU on a pty, and takes actions from the control surface.
 
+import { AgriError } from "../protocols/errors.js";
 import type { DeviceProfile } from "../protocols/profiles/schema.js";
 import { SimBus } from "./modbus/bus.js";
 import type { Fault } from "./modbus/faults.js";
@@ -223,14 +224,9 @@ export class Field {
   }
 }
 
-export class FieldError extends Error {
-  readonly retryable = false;
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = "FieldError";
+export class FieldError extends AgriError {
+  constructor(code: string, message: string) {
+    super(code, false, message);
   }
 }
 

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { AgriError } from "../protocols/errors.js";
 import { BUILT_IN_PROFILES } from "../protocols/profiles/index.js";
 import { profileSchema, type DeviceProfile } from "../protocols/profiles/schema.js";
 import { issuesToText } from "../protocols/validation.js";
@@ -125,15 +126,12 @@ export type ScenarioInput = z.input<typeof scenarioShape>;
 export type ScenarioDevice = Scenario["devices"][number];
 export type ScenarioBus = Scenario["buses"][number];
 
-export class ScenarioError extends Error {
-  readonly code = "SIM_SCENARIO_INVALID";
-  readonly retryable = false;
+export class ScenarioError extends AgriError {
   constructor(
     message: string,
     readonly issues: readonly { path: readonly PropertyKey[]; message: string }[],
   ) {
-    super(`${message}\n${issuesToText(issues)}`);
-    this.name = "ScenarioError";
+    super("SIM_SCENARIO_INVALID", false, `${message}\n${issuesToText(issues)}`);
   }
 }
 

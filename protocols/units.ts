@@ -2,18 +2,16 @@
 // (Wh), money in fen (分, 1/100 yuan) and prices in centi-fen per kWh (1/10000 yuan per kWh). Every function that
 // could lose a fraction either proves the result exact or says how it rounded and by how much.
 
+import { AgriError } from "./errors.js";
+
 export type Wh = number;
 export type Fen = number;
 /** Price unit: 1/10000 yuan (1/100 fen) per kWh. ¥0.5283/kWh = 5283. */
 export type CentiFenPerKwh = number;
 
-export class UnitError extends Error {
-  readonly code: string;
-  readonly retryable = false;
+export class UnitError extends AgriError {
   constructor(code: string, message: string) {
-    super(message);
-    this.name = "UnitError";
-    this.code = code;
+    super(code, false, message);
   }
 }
 

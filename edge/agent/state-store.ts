@@ -3,10 +3,12 @@
 // acknowledged to the cloud or a relay decision survives a power cut on the SD card.
 
 import Database from "better-sqlite3";
+import { AgriError } from "../../protocols/errors.js";
 
-export class StateStoreError extends Error {
-  readonly code = "EDGE_STATE_CORRUPT";
-  readonly retryable = false;
+export class StateStoreError extends AgriError {
+  constructor(message: string) {
+    super("EDGE_STATE_CORRUPT", false, message);
+  }
 }
 
 export class StateStore {

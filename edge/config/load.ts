@@ -4,20 +4,18 @@
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { AgriError } from "../../protocols/errors.js";
 import { BUILT_IN_PROFILES } from "../../protocols/profiles/index.js";
 import type { DeviceProfile } from "../../protocols/profiles/schema.js";
 import { formatIssues, type PathIssue } from "../../protocols/validation.js";
 import { edgeConfigSchemaWith, type EdgeConfig } from "./schema.js";
 
-export class ConfigError extends Error {
-  readonly code = "EDGE_CONFIG_INVALID";
-  readonly retryable = false;
+export class ConfigError extends AgriError {
   constructor(
     message: string,
     readonly issues: readonly PathIssue[],
   ) {
-    super(`${message}\n${issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
-    this.name = "ConfigError";
+    super("EDGE_CONFIG_INVALID", false, `${message}\n${issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")}`);
   }
 }
 

@@ -6,11 +6,13 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { existsSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
+import { AgriError } from "../../protocols/errors.js";
 import type { ByteLink } from "./rtu-server.js";
 
-export class PtyError extends Error {
-  readonly code = "SIM_PTY_FAILED";
-  readonly retryable = false;
+export class PtyError extends AgriError {
+  constructor(message: string) {
+    super("SIM_PTY_FAILED", false, message);
+  }
 }
 
 export interface PtyHandle extends ByteLink {

@@ -1,12 +1,10 @@
 // Typed errors of the codec: each has a stable code so callers (edge decoders, simulator, cloud) can count and map them.
 
-export class CodecError extends Error {
-  readonly code: string;
-  readonly retryable = false;
+import { AgriError } from "../errors.js";
+
+export class CodecError extends AgriError {
   constructor(code: string, message: string) {
-    super(message);
-    this.name = "CodecError";
-    this.code = code;
+    super(code, false, message);
   }
 }
 

@@ -2,6 +2,7 @@
 // topic name into a topic string or back (ARCHITECTURE.md §5: no other file concatenates a topic string). The broker
 // ACL, the edge uplink and the cloud ingest all derive their topics, filters and QoS from TOPICS.
 
+import { AgriError } from "../errors.js";
 import { GATEWAY_ID_PATTERN, type MessageName } from "./messages.js";
 
 export const TOPIC_NAMESPACE = "agri/v1" as const;
@@ -114,13 +115,9 @@ type ParamNamesOf<P extends string> = P extends `${string}{${infer Name}}${infer
 export type TopicParams<N extends TopicName> = { readonly [K in ParamNamesOf<(typeof TOPICS)[N]["pattern"]>]: string };
 export type TopicMatch = { [N in TopicName]: { readonly name: N; readonly params: TopicParams<N> } }[TopicName];
 
-export class TopicError extends Error {
-  readonly code: string;
-  readonly retryable = false;
+export class TopicError extends AgriError {
   constructor(code: string, message: string) {
-    super(message);
-    this.name = "TopicError";
-    this.code = code;
+    super(code, false, message);
   }
 }
 
