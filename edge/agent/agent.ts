@@ -32,7 +32,10 @@ export interface AgentDeps {
   readonly now?: () => number;
   /** Called after every append, so the uplink publishes at once (alarms especially). */
   readonly onAppend?: (priority: OutboxPriority) => void;
-  /** A validated config.update: the runner swaps configurations and reports back. */
+  /**
+   * A config.update (schema-checked as a command only): the runner validates the configuration, swaps it in and
+   * sends every acknowledgement of it — rejected, or accepted then done / failed.
+   */
   readonly applyConfig?: (config: unknown, configVersion: number, commandId: string) => Promise<{ ok: true } | { ok: false; reason: string }>;
   /** Build a transport for a bus (tests inject; default TCP or RTU from the config). */
   readonly transportFor?: (bus: BusConfig) => ModbusTransport;
@@ -90,6 +93,7 @@ export class EdgeAgent {
   readonly counters = { badCommands: 0, tamperEvents: 0, alarms: 0, billingReadings: 0, telemetryBatches: 0, relayWrites: 0, relayWriteFailures: 0 };
   private telemetryDirty = new Map<string, Map<string, { value: number; atMs: number; point: Point }>>();
   private started = false;
+  private startedAtMs = 0;
 
   constructor(
     readonly config: EdgeConfig,
@@ -149,11 +153,8 @@ export class EdgeAgent {
       }
     }
     for (const cfg of c.devices) if (cfg.role === "meter") this.meters.set(cfg.id, this.buildMeter(cfg));
-    this.appendMessage("birth", {
-      version: this.deps.version,
-      startedAt: new Date(this.now()).toISOString(),
-      devices: c.devices.map((d) => ({ deviceId: d.id, profileId: d.profile, kind: this.profileOf(d).kind, bus: d.bus, unitId: d.unit })),
-    }, "event");
+    this.startedAtMs = this.now();
+    this.announce();
     // After a reboot each guard re-asserts its relay from disk (invariant 4): at the meter's first answer, so the
     // relay event carries the register value, or after BOOT_WAIT_MS if the meter stays silent.
     this.timers.push(setTimeout(() => this.bootPendingGuards(), BOOT_WAIT_MS));
@@ -195,6 +196,20 @@ export class EdgeAgent {
       // Only a meter whose supply this gateway can cut has a prepaid guard to restore.
       bootPending: cfg.supply !== undefined,
     };
+  }
+
+  /**
+   * Append a birth: version, start time and devices. At start, and through the runner on every reconnect after
+   * the first, as topics.ts and protocols/README.md promise ("sent on every (re)connect"); it was only sent at start,
+   * so a cloud never heard of a gateway's devices again after a broker outage.
+   */
+  announce(): void {
+    const c = this.config;
+    this.appendMessage("birth", {
+      version: this.deps.version,
+      startedAt: new Date(this.startedAtMs).toISOString(),
+      devices: c.devices.map((d) => ({ deviceId: d.id, profileId: d.profile, kind: this.profileOf(d).kind, bus: d.bus, unitId: d.unit })),
+    }, "event");
   }
 
   async stop(): Promise<void> {
@@ -558,9 +573,9 @@ export class EdgeAgent {
           this.ack(cmd.commandId, "rejected", "remote configuration is not enabled on this gateway", undefined, true);
           return;
         }
-        // Acknowledge receipt now; the runner acknowledges the outcome once it has swapped (or rolled back) the
-        // configuration — through whichever agent is running by then.
-        this.ack(cmd.commandId, "accepted", undefined, `config version ${body.configVersion}`, false);
+        // The runner acknowledges: an invalid configuration is rejected outright (this agent used to send
+        // "accepted" first, so an update that was never going to be applied ended as "failed"), a valid one is
+        // accepted, then done or failed once swapped or rolled back — through whichever agent is running by then.
         await this.deps.applyConfig(body.config, body.configVersion, cmd.commandId);
         return;
       }

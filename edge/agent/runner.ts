@@ -29,6 +29,12 @@ export class EdgeRunner {
   private state: StateStore | undefined;
   private status: StatusServerHandle | undefined;
   private readonly profiles: ReadonlyMap<string, DeviceProfile>;
+  /**
+   * config.update swaps run one at a time. Two interleaved swaps both stopped the same old agent and each started
+   * a new one; the first of those was never stopped and kept polling and appending beside the second.
+   */
+  private configQueue: Promise<unknown> = Promise.resolve();
+  private connectedBefore = false;
 
   constructor(
     private config: EdgeConfig,
@@ -50,7 +56,7 @@ export class EdgeRunner {
     this.outbox = openSqliteOutbox({ path: c.outbox.path, maxBytes: c.outbox.maxBytes, maxCount: c.outbox.maxCount });
     this.state = new StateStore(c.statePath);
     const password = c.gateway.password ?? readFileSync(c.gateway.passwordFile as string, "utf8").trim();
-    this.startAgent(c);
+    await this.startAgent(c);
     this.uplink = new Uplink(
       { gatewayId: c.gateway.id, password, url: c.broker.url, caFile: c.broker.caFile, certFile: c.broker.certFile, keyFile: c.broker.keyFile, keepaliveS: c.broker.keepaliveS, reconnectMinMs: c.broker.reconnectMinMs, reconnectMaxMs: c.broker.reconnectMaxMs, inflight: c.broker.inflight },
       this.outbox,
@@ -58,7 +64,12 @@ export class EdgeRunner {
         onCommand: (_topic, payload) => {
           this.agent?.handleCommand(payload).catch((err: unknown) => this.opts.log.error({ err: (err as Error).message }, "command failed"));
         },
-        onConnected: () => this.opts.log.info({ broker: c.broker.url }, "broker connected"),
+        onConnected: () => {
+          this.opts.log.info({ broker: c.broker.url }, "broker connected");
+          // A birth on every (re)connect (topics.ts); the agent appended one at start, which the first connect carries.
+          if (this.connectedBefore) this.agent?.announce();
+          this.connectedBefore = true;
+        },
         onDisconnected: (reason) => this.opts.log.warn({ reason }, "broker disconnected; outbox keeps everything"),
       },
     );
@@ -66,7 +77,7 @@ export class EdgeRunner {
     this.status = await startStatusServer(c.status.host, c.status.port, () => ({ ...(this.agent?.status() ?? {}), uplink: this.uplink?.stats }));
   }
 
-  private startAgent(config: EdgeConfig): void {
+  private async startAgent(config: EdgeConfig): Promise<void> {
     const agent = new EdgeAgent(config, {
       outbox: this.outbox as Outbox,
       state: this.state as StateStore,
@@ -74,14 +85,43 @@ export class EdgeRunner {
       profiles: this.profiles,
       version: this.opts.version,
       onAppend: () => this.uplink?.kick(),
-      applyConfig: async (next, version, commandId) => {
-        const result = await this.applyConfig(next, version);
-        this.agent?.ack(commandId, result.ok ? "done" : "failed", result.ok ? undefined : result.reason, `config version ${version}`, true);
-        return result;
-      },
+      applyConfig: (next, version, commandId) => this.configCommand(next, version, commandId),
     });
-    agent.start();
+    try {
+      agent.start();
+    } catch (err) {
+      // An agent that failed half-way may already run bus loops and timers; nobody could stop it later.
+      await agent.stop().catch(() => undefined);
+      throw err;
+    }
     this.agent = agent;
+  }
+
+  /** Run config swaps one after the other (see configQueue). */
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.configQueue.then(task, task);
+    this.configQueue = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * A config.update command, answered through whichever agent runs at each step: rejected (remembered) when the
+   * configuration is invalid or changes what only a visit may change — it was never going to be applied, so "failed"
+   * would be the wrong answer; otherwise accepted, then done, or failed when it could not be put in place.
+   */
+  private configCommand(input: unknown, version: number, commandId: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+    return this.serialized(async () => {
+      const detail = `config version ${version}`;
+      const checked = this.checkConfig(input);
+      if (!checked.ok) {
+        this.agent?.ack(commandId, "rejected", checked.reason, detail, true);
+        return checked;
+      }
+      this.agent?.ack(commandId, "accepted", undefined, detail, false);
+      const result = await this.swapConfig(checked.config, input, version);
+      this.agent?.ack(commandId, result.ok ? "done" : "failed", result.ok ? undefined : result.reason, detail, true);
+      return result;
+    });
   }
 
   /**
@@ -89,7 +129,15 @@ export class EdgeRunner {
    * put the old file back and restart on the old configuration. Broker, outbox and state paths cannot change
    * remotely: a wrong broker URL would cut the gateway off for good.
    */
-  async applyConfig(input: unknown, version: number): Promise<{ ok: true } | { ok: false; reason: string }> {
+  applyConfig(input: unknown, version: number): Promise<{ ok: true } | { ok: false; reason: string }> {
+    return this.serialized(async () => {
+      const checked = this.checkConfig(input);
+      return checked.ok ? this.swapConfig(checked.config, input, version) : checked;
+    });
+  }
+
+  /** Validate against the configuration in force (so call it inside serialized()). */
+  private checkConfig(input: unknown): { ok: true; config: EdgeConfig } | { ok: false; reason: string } {
     let next: EdgeConfig;
     try {
       next = parseEdgeConfig(input, this.profiles);
@@ -100,27 +148,42 @@ export class EdgeRunner {
     if (next.gateway.id !== old.gateway.id || JSON.stringify(next.broker) !== JSON.stringify(old.broker) || next.outbox.path !== old.outbox.path || next.statePath !== old.statePath) {
       return { ok: false, reason: "gateway id, broker, outbox and state paths can only be changed on site" };
     }
+    return { ok: true, config: next };
+  }
+
+  private async swapConfig(next: EdgeConfig, input: unknown, version: number): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const old = this.config;
     const path = this.opts.configPath;
     if (path) {
-      if (existsSync(path)) copyFileSync(path, `${path}.bak`);
-      writeFileSync(`${path}.new`, toYaml(input));
-      renameSync(`${path}.new`, path);
+      // A file that cannot be written (full card, permissions) used to throw out of the command handler: no ack,
+      // and the cloud never learned the outcome. Nothing has been swapped yet, so the old agent simply keeps running.
+      try {
+        if (existsSync(path)) copyFileSync(path, `${path}.bak`);
+        writeFileSync(`${path}.new`, toYaml(input));
+        renameSync(`${path}.new`, path);
+      } catch (err) {
+        this.opts.log.error({ err: (err as Error).message, version }, "configuration file not written; keeping the old configuration");
+        return { ok: false, reason: `cannot write ${path}: ${(err as Error).message}`.slice(0, 200) };
+      }
     }
     await this.agent?.stop();
     try {
-      this.startAgent(next);
+      await this.startAgent(next);
       this.config = next;
       this.opts.log.info({ version }, "configuration applied");
       return { ok: true };
     } catch (err) {
       this.opts.log.error({ err: (err as Error).message, version }, "configuration failed to start; rolling back");
       if (path && existsSync(`${path}.bak`)) renameSync(`${path}.bak`, path);
-      this.startAgent(old);
+      await this.startAgent(old);
       return { ok: false, reason: `did not start: ${(err as Error).message}`.slice(0, 200) };
     }
   }
 
   async stop(): Promise<void> {
+    // Let a config swap in progress finish first: otherwise it starts its new agent after this one was stopped,
+    // and that agent polls on into a closed outbox.
+    await this.configQueue;
     await this.status?.close();
     await this.agent?.stop();
     await this.uplink?.stop(true);

@@ -38,6 +38,8 @@ export interface UplinkStats {
   inflight: number;
   lastError: string | undefined;
   lastConnectedAt: string | undefined;
+  /** Messages that arrived on a topic other than this gateway's command topic, and were not handed on. */
+  ignoredMessages: number;
 }
 
 export class Uplink {
@@ -48,7 +50,7 @@ export class Uplink {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
   private stopped = false;
-  readonly stats: UplinkStats = { connected: false, connects: 0, published: 0, acked: 0, inflight: 0, lastError: undefined, lastConnectedAt: undefined };
+  readonly stats: UplinkStats = { connected: false, connects: 0, published: 0, acked: 0, inflight: 0, lastError: undefined, lastConnectedAt: undefined, ignoredMessages: 0 };
 
   constructor(
     private readonly opts: UplinkOptions,
@@ -67,6 +69,7 @@ export class Uplink {
     const host = url.hostname;
     const port = Number(url.port || (secure ? 8883 : 1883));
     const statusTopic = formatTopic("status", { gatewayId: this.opts.gatewayId });
+    const commandTopic = formatTopic("command", { gatewayId: this.opts.gatewayId });
     const options: IClientOptions = {
       clientId: this.opts.gatewayId,
       username: this.opts.gatewayId,
@@ -103,11 +106,20 @@ export class Uplink {
       this.stats.lastConnectedAt = new Date().toISOString();
       this.inflight.clear();
       client.publish(statusTopic, this.statusPayload("online"), { qos: 1, retain: true });
-      client.subscribe(formatTopic("command", { gatewayId: this.opts.gatewayId }), { qos: 1 });
+      client.subscribe(commandTopic, { qos: 1 });
       this.events.onConnected();
       this.kick();
     });
-    client.on("message", (topic, payload) => this.events.onCommand(topic, payload));
+    // Only our own command topic reaches the agent (invariant 10). The broker should deliver nothing else, but a
+    // persistent session (clean: false) keeps whatever an earlier client with this id subscribed to, and a broker
+    // without an ACL does not stop that: a grant or relay order for another gateway must never be executed here.
+    client.on("message", (topic, payload) => {
+      if (topic !== commandTopic) {
+        this.stats.ignoredMessages++;
+        return;
+      }
+      this.events.onCommand(topic, payload);
+    });
     client.on("error", (err) => {
       this.stats.lastError = err.message;
     });
