@@ -1,15 +1,25 @@
 // npm run bench [-- NAME ...]: run every benchmark (or the named ones), print one JSON line per figure and write
 // bench/results/latest.json.
 
+import { alarmLatency } from "./alarm-latency.js";
 import { codecDecode } from "./codec-decode.js";
+import { edgeLoad } from "./edge-load.js";
+import { nodeRedBench } from "./node-red.js";
 import { outboxBench } from "./outbox.js";
 import { writeResults } from "./report.js";
+import { plannerBench } from "./planner.js";
+import { rtuBus } from "./rtu-bus.js";
 import { simTcp } from "./sim-tcp.js";
 
 const BENCHES: Record<string, () => void | Promise<void>> = {
   "codec-decode": codecDecode,
   "sim-tcp": simTcp,
   outbox: outboxBench,
+  "rtu-bus": rtuBus,
+  planner: plannerBench,
+  "edge-load": edgeLoad,
+  "alarm-latency": alarmLatency,
+  "node-red": nodeRedBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");
