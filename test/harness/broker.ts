@@ -60,8 +60,12 @@ export class TestSubscriber {
 
   static async connect(url: string, filters: string[], clientId = `cloud-${Math.random().toString(16).slice(2)}`): Promise<TestSubscriber> {
     const client = await mqtt.connectAsync(url, { clientId, reconnectPeriod: 200 });
+    // A broker restart in a test must not become an unhandled 'error' event; the client reconnects by itself.
+    client.on("error", () => undefined);
+    // Listen before subscribing: brokers send retained messages right behind the SUBACK.
+    const subscriber = new TestSubscriber(client);
     await client.subscribeAsync(filters, { qos: 1 });
-    return new TestSubscriber(client);
+    return subscriber;
   }
 
   /** Resolve with the first recorded message (past or future) that satisfies `pred`. */
