@@ -588,6 +588,13 @@ export class EdgeAgent {
     this.appendMessage("commandAck", { commandId, status, ...(reason ? { reason: reason.slice(0, 200) } : {}), ...(detail ? { detail: detail.slice(0, 1000) } : {}) }, "event");
   }
 
+  /** Buses on which at least one device has answered since this agent started. */
+  answeringBuses(): Set<string> {
+    const buses = new Set<string>();
+    for (const d of this.devices.values()) if (d.engine.deviceState(d.cfg.id)?.lastOkAtMs !== undefined) buses.add(d.cfg.bus);
+    return buses;
+  }
+
   // ─── status ──────────────────────────────────────────────────────────────────────────────────────────────────
 
   status(): Record<string, unknown> {

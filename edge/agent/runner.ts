@@ -22,6 +22,12 @@ export interface RunnerOptions {
   readonly profiles?: ReadonlyMap<string, DeviceProfile>;
 }
 
+/** How long a new configuration has to show answers on its buses: three slowest polls, 5..60 s. */
+function verifyWindowMs(config: EdgeConfig): number {
+  const slowest = Math.max(...config.devices.map((d) => d.pollIntervalMs));
+  return Math.min(60_000, Math.max(5000, 3 * slowest));
+}
+
 export class EdgeRunner {
   private agent: EdgeAgent | undefined;
   private uplink: Uplink | undefined;
@@ -166,17 +172,35 @@ export class EdgeRunner {
         return { ok: false, reason: `cannot write ${path}: ${(err as Error).message}`.slice(0, 200) };
       }
     }
+    // Buses that answered under the old configuration must answer under the new one: a wrong port, host or
+    // serial path in an update would otherwise leave meters unguarded and sensors unwatched until someone visits.
+    const answering = this.agent?.answeringBuses() ?? new Set<string>();
     await this.agent?.stop();
     try {
       await this.startAgent(next);
+      const required = new Set([...answering].filter((b) => next.buses.some((nb) => nb.id === b)));
+      const silent = await this.waitForAnswers(required, verifyWindowMs(next));
+      if (silent.length > 0) throw new Error(`no device answered on bus ${silent.join(", ")} within ${verifyWindowMs(next)} ms`);
       this.config = next;
       this.opts.log.info({ version }, "configuration applied");
       return { ok: true };
     } catch (err) {
-      this.opts.log.error({ err: (err as Error).message, version }, "configuration failed to start; rolling back");
+      this.opts.log.error({ err: (err as Error).message, version }, "configuration failed; rolling back");
+      await this.agent?.stop().catch(() => undefined);
       if (path && existsSync(`${path}.bak`)) renameSync(`${path}.bak`, path);
       await this.startAgent(old);
-      return { ok: false, reason: `did not start: ${(err as Error).message}`.slice(0, 200) };
+      return { ok: false, reason: `rolled back: ${(err as Error).message}`.slice(0, 200) };
+    }
+  }
+
+  /** Wait until every bus in `required` has a device that answered; returns the buses still silent at the end. */
+  private async waitForAnswers(required: ReadonlySet<string>, windowMs: number): Promise<string[]> {
+    const deadline = Date.now() + windowMs;
+    for (;;) {
+      const answering = this.agent?.answeringBuses() ?? new Set<string>();
+      const silent = [...required].filter((b) => !answering.has(b));
+      if (silent.length === 0 || Date.now() >= deadline) return silent;
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 

@@ -244,6 +244,19 @@ describe("config.update", () => {
     }
   });
 
+  it("rolls back a configuration under which no device answers, and keeps polling under the old one", async () => {
+    const before = readFileSync(configPath, "utf8");
+    const oldConfig = runner.currentAgent?.config;
+    // A typo in the port: the new agent starts, but nothing answers on its bus.
+    const id = await send({ type: "config.update", configVersion: 8, config: { ...configInput(), buses: [{ id: "field", tcp: { host: "127.0.0.1", port: 9 }, timeoutMs: 300 }] } });
+    const ack = await cloud.waitFor((m) => m.topic.endsWith("/up/cmd-ack") && m.json.commandId === id && m.json.status !== "accepted", 20_000, "final ack");
+    expect(acksOf(id).map((a) => a.json.status)).toEqual(["accepted", "failed"]);
+    expect(ack.json.reason).toMatch(/rolled back: no device answered on bus field/);
+    expect(readFileSync(configPath, "utf8")).toBe(before);
+    expect(runner.currentAgent?.config).toEqual(oldConfig);
+    await cloud.waitFor((m) => m.index > ack.index && m.topic.endsWith("/up/billing"), 10_000, "billing after the rollback");
+  }, 30_000);
+
   it("applies two updates sent back to back one after the other, leaving exactly one agent polling", async () => {
     const birthsBefore = births();
     const first = command({ type: "config.update", configVersion: 6, config: configInput((d) => ((d[0] as Json).pollIntervalMs = 250)) });
