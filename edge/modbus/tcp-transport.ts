@@ -9,6 +9,8 @@ import { ModbusExceptionError, ModbusFrameError, ModbusPortError, ModbusTimeoutE
 import type { ModbusAnswer, ModbusTransport, RequestOptions } from "./transport.js";
 
 interface Waiting {
+  /** The connection the request went out on: only its closing can fail the request. */
+  readonly socket: net.Socket;
   readonly req: ModbusRequest;
   readonly unitId: number;
   resolve(answer: ModbusAnswer): void;
@@ -77,6 +79,8 @@ export class TcpTransport implements ModbusTransport {
   private onClose(s: net.Socket): void {
     if (this.socket === s) this.socket = undefined;
     for (const [tid, w] of this.waiting) {
+      // "close" comes a turn after destroy(): a request may already be waiting on the next connection.
+      if (w.socket !== s) continue;
       clearTimeout(w.timer);
       this.waiting.delete(tid);
       w.reject(new ModbusPortError(`${this.describe()}: connection closed`));
@@ -116,9 +120,13 @@ export class TcpTransport implements ModbusTransport {
     return new Promise<ModbusAnswer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(tid);
+        // Part of a frame still held at a timeout means an answer came shorter than its MBAP length says (a
+        // serial gateway passing on a truncated frame): the next answer would be read from the middle of it and the
+        // connection would fail on the next request too. Only a new connection gives back the frame boundaries.
+        if (this.pending.length > 0 && socket === this.socket) socket.destroy();
         reject(new ModbusTimeoutError(`unit ${unitId} on ${this.describe()}: no answer in ${opts.timeoutMs} ms`));
       }, opts.timeoutMs);
-      this.waiting.set(tid, { req, unitId, resolve, reject, timer });
+      this.waiting.set(tid, { socket, req, unitId, resolve, reject, timer });
       socket.write(encodeMbap(tid, unitId, encodeRequest(req)));
     });
   }
