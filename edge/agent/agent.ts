@@ -128,6 +128,7 @@ export class EdgeAgent {
           onReadings: (d, readings, at, _latency, startedAt) => this.onReadings(d.id, readings, at, startedAt),
           onPollFailed: (d, err, at) => this.onPollFailed(d.id, err, at, log),
           onHealthChange: (d, online, health, lastError, at) => this.onHealthChange(d.id, online, health.consecutiveFailures, lastError, at),
+          onLoopError: (err) => log.error({ err: err.message, stack: err.stack }, "bus loop error (the bus keeps running)"),
         },
         this.now,
       );

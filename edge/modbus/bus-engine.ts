@@ -7,7 +7,7 @@
 import type { PointReading } from "../../protocols/codec/point-codec.js";
 import type { ModbusRequest } from "../../protocols/modbus/pdu.js";
 import type { DeviceProfile } from "../../protocols/profiles/schema.js";
-import { ModbusError, ModbusPortError, ModbusTimeoutError } from "./errors.js";
+import { ModbusError, ModbusFrameError, ModbusPortError, ModbusTimeoutError } from "./errors.js";
 import { decodeReadResult, type ReadRequest } from "./read-planner.js";
 import { nextPollDelayMs, pickNext, updateHealth, type DeviceHealth, type HealthPolicy, type PriorityClass } from "./schedule.js";
 import type { ModbusAnswer, ModbusTransport } from "./transport.js";
@@ -34,6 +34,8 @@ export interface BusEngineEvents {
   onReadings(device: PolledDevice, readings: readonly PointReading[], atMs: number, latencyMs: number, startedAtMs: number): void;
   onPollFailed(device: PolledDevice, error: ModbusError, atMs: number): void;
   onHealthChange(device: PolledDevice, online: boolean, health: DeviceHealth, lastError: ModbusError | undefined, atMs: number): void;
+  /** An event handler threw; the loop logged nothing itself and went on. */
+  onLoopError?(err: Error): void;
 }
 
 export interface BusCounters {
@@ -142,10 +144,23 @@ export class BusEngine {
 
   private async run(): Promise<void> {
     while (this.running) {
+      try {
+        await this.step();
+      } catch (err) {
+        // A bug in an event handler must not stop the bus: every meter and sensor on it would go unwatched.
+        this.counters.errors++;
+        this.events.onLoopError?.(err as Error);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  private async step(): Promise<void> {
+    {
       const command = this.commands.shift();
       if (command) {
         await this.runCommand(command);
-        continue;
+        return;
       }
       const now = this.now();
       const { next, wakeAtMs } = pickNext(
@@ -154,7 +169,7 @@ export class BusEngine {
       );
       if (!next) {
         await this.sleep(wakeAtMs);
-        continue;
+        return;
       }
       const rt = this.devices.get(next.deviceId);
       if (rt) await this.poll(rt);
@@ -214,9 +229,16 @@ export class BusEngine {
     for (const req of device.plan) {
       try {
         const answer = await this.transact(device.unitId, { fc: req.fc, address: req.address, quantity: req.quantity });
-        readings.push(...decodeReadResult(req, "words" in answer ? answer.words : "bits" in answer ? answer.bits : []));
+        try {
+          readings.push(...decodeReadResult(req, "words" in answer ? answer.words : "bits" in answer ? answer.bits : []));
+        } catch (err) {
+          // An answer that does not fit the plan (PlanError) is a bad frame as far as this poll is concerned.
+          const e = new ModbusFrameError(`unit ${device.unitId}: ${(err as Error).message}`);
+          this.count(e);
+          throw e;
+        }
       } catch (err) {
-        error = err as ModbusError;
+        error = err instanceof ModbusError ? err : new ModbusFrameError(String(err));
         break;
       }
     }

@@ -456,3 +456,30 @@ describe("BusEngine over Modbus TCP", () => {
     expect(await settleWithin(engine.command(DEVICES.ddsA.unit, readRelay), 5000, "the next read")).toEqual({ fc: 3, words: [1] });
   });
 });
+
+describe("BusEngine loop", () => {
+  it("keeps polling when an event handler throws, and reports the error", async () => {
+    const wire = new TcpTransport("127.0.0.1", running.tcpPort(BUS));
+    const loopErrors: Error[] = [];
+    let readings = 0;
+    const engine = new BusEngine(wire, BASE_OPTIONS, {
+      onReadings: () => {
+        readings++;
+        throw new Error("handler bug");
+      },
+      onPollFailed: () => undefined,
+      onHealthChange: () => undefined,
+      onLoopError: (err) => loopErrors.push(err),
+    });
+    engine.addDevice(polled("sdm", "meter", 50));
+    engine.start();
+    try {
+      const deadline = Date.now() + 5000;
+      while (readings < 5 && Date.now() < deadline) await sleep(20);
+      expect(readings).toBeGreaterThanOrEqual(5);
+      expect(loopErrors[0]?.message).toBe("handler bug");
+    } finally {
+      await engine.stop();
+    }
+  });
+});
