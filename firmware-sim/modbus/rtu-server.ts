@@ -39,12 +39,19 @@ export function attachRtuEngine(bus: SimBus, link: ByteLink, opts: RtuEngineOpti
   let busyUntil = 0;
   const timers = new Set<NodeJS.Timeout>();
 
+  // setTimeout takes whole milliseconds and may fire up to ~1.5 ms early for a fractional delay: re-arm for what is
+  // left, so an answer never reaches the master before its last byte could have crossed the line.
   const later = (ms: number, fn: () => void): void => {
-    const t = setTimeout(() => {
-      timers.delete(t);
-      fn();
-    }, Math.max(0, ms));
-    timers.add(t);
+    const due = now() + ms;
+    const arm = (): void => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        if (now() < due - 0.05) arm();
+        else fn();
+      }, Math.max(0, Math.ceil(due - now())));
+      timers.add(t);
+    };
+    arm();
   };
 
   const send = (bytes: Uint8Array, requestBytes: number, arrivedAt: number, extraDelayMs: number): void => {
