@@ -6,7 +6,7 @@
 
 import type { Logger } from "pino";
 import type { PointReading } from "../../protocols/codec/point-codec.js";
-import type { GatewayEvent } from "../../protocols/mqtt/messages.js";
+import { BILLING_ROLES, type GatewayEvent } from "../../protocols/mqtt/messages.js";
 import { formatTopic, type TopicName } from "../../protocols/mqtt/topics.js";
 import type { DeviceProfile, Point, WriteTarget } from "../../protocols/profiles/schema.js";
 import type { BusConfig, DeviceConfig, EdgeConfig } from "../config/schema.js";
@@ -79,7 +79,8 @@ interface DeviceView {
   online: boolean;
 }
 
-const BILLING_ROLES = new Set(["import_energy", "export_energy", "total_energy"]);
+/** The cumulative registers billing readings carry (the protocol's list). */
+const BILLING_ROLE_SET: ReadonlySet<string> = new Set(BILLING_ROLES);
 /** How long a guard waits for its meter's first answer before re-asserting the relay without a register value. */
 const BOOT_WAIT_MS = 5000;
 
@@ -185,7 +186,7 @@ export class EdgeAgent {
       cfg,
       profile,
       importPoint,
-      billingPoints: profile.points.filter((p) => BILLING_ROLES.has(p.role) && (cfg.points ? cfg.points.includes(p.id) : p.poll)),
+      billingPoints: profile.points.filter((p) => BILLING_ROLE_SET.has(p.role) && (cfg.points ? cfg.points.includes(p.id) : p.poll)),
       relay,
       guardConfig: { warnAtWh: cfg.supply?.warnAtWh ?? [5000, 1000], noGrantPolicy: cfg.supply?.noGrantPolicy ?? "open" },
       guard: stored?.guard ?? initialCreditGuardState(cfg.id),
