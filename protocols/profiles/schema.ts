@@ -4,14 +4,15 @@
 
 import { z } from "zod";
 import { VALUE_TYPE_NAMES, VALUE_TYPES, WORD_ORDERS } from "../codec/value-types.js";
+import { QUANTITY_LIMITS } from "../modbus/pdu.js";
 import { ROLE_NAMES, ROLES, UNIT_NAMES, WRITE_ROLES } from "./roles.js";
 
 /** Modbus Application Protocol v1.1b3 §6: the four read function codes and the tables they address. */
 export const READ_FUNCTION_CODES = {
-  1: { table: "coils", bits: true, maxCount: 2000 },
-  2: { table: "discrete inputs", bits: true, maxCount: 2000 },
-  3: { table: "holding registers", bits: false, maxCount: 125 },
-  4: { table: "input registers", bits: false, maxCount: 125 },
+  1: { table: "coils", bits: true, maxCount: QUANTITY_LIMITS[1] },
+  2: { table: "discrete inputs", bits: true, maxCount: QUANTITY_LIMITS[2] },
+  3: { table: "holding registers", bits: false, maxCount: QUANTITY_LIMITS[3] },
+  4: { table: "input registers", bits: false, maxCount: QUANTITY_LIMITS[4] },
 } as const;
 export type ReadFunctionCode = keyof typeof READ_FUNCTION_CODES;
 
