@@ -39,6 +39,8 @@ export default tseslint.config(
       "edge/modbus/schedule.ts",
       "edge/modbus/bus-budget.ts",
       "edge/agent/energy-check.ts",
+      "edge/agent/commands.ts",
+      "cloud/ingest/route.ts",
       "firmware-sim/models/**/*.ts",
       "firmware-sim/modbus/pdu*.ts",
       "firmware-sim/modbus/faults.ts",
