@@ -1,0 +1,359 @@
+// The one contract every Ledger implementation must pass (ARCHITECTURE.md §5: one shared contract suite per
+// interface, run against SQLite and PostgreSQL): double entry, integer fen, idempotency, balances as sums,
+// statements, the audit trail, append-only enforced by the database, and applyCharges as one transaction. An
+// implementation's test file calls runLedgerContract with a factory for fresh, empty stores.
+
+import fc from "fast-check";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { chargedFen, chargesFor, emptyChargeState } from "../charges.js";
+import type { Tariff } from "../tariff.js";
+import { chargeEntry } from "./charge-entries.js";
+import type { Account, Ledger, LedgerEntry } from "./ledger.js";
+import { LEDGER_STORE_ERROR_CODES as C } from "./store-errors.js";
+
+/** A fresh, empty store that can be opened, closed and opened again, seeing what the previous open left. */
+export interface LedgerContractStore {
+  open(now: () => number): Promise<Ledger>;
+  /**
+   * Test hook: run one SQL statement on the store through its own connection, bypassing the port — what an operator
+   * with a database shell could do. Portable SQL only (plain UPDATE / DELETE on the port's tables).
+   */
+  rawSql(sql: string): Promise<void>;
+  /** Remove whatever the store left behind (temporary files, schemas). */
+  dispose(): Promise<void> | void;
+}
+
+const VILLAGE = "v-dongcun";
+const ACCOUNTS: readonly Account[] = [
+  { accountId: "hh-1", kind: "household-prepaid", villageId: VILLAGE, householdId: "h-1" },
+  { accountId: "hh-2", kind: "household-prepaid", villageId: VILLAGE, householdId: "h-2" },
+  { accountId: "rev", kind: "revenue-electricity", villageId: VILLAGE },
+  { accountId: "pay", kind: "payment-provider", villageId: VILLAGE },
+  { accountId: "cash", kind: "village-cash", villageId: VILLAGE },
+];
+const RECORDED_AT_MS = 1_750_000_000_000;
+const T0 = 1_751_000_000_000;
+
+function topUp(key: string, fen: number, atMs = T0, accountId = "hh-1"): LedgerEntry {
+  return {
+    idempotencyKey: key,
+    kind: "top-up",
+    lines: [
+      { accountId: "pay", amountFen: -fen },
+      { accountId, amountFen: fen },
+    ],
+    memo: `WeChat Pay order ${key}`,
+    actor: "provider:wechat",
+    atMs,
+  };
+}
+
+function charge(key: string, fen: number, atMs = T0, accountId = "hh-1"): LedgerEntry {
+  return {
+    idempotencyKey: key,
+    kind: "charge",
+    lines: [
+      { accountId, amountFen: -fen },
+      { accountId: "rev", amountFen: fen },
+    ],
+    memo: `charge ${key}`,
+    actor: "system:charges",
+    atMs,
+  };
+}
+
+const FLAT: readonly Tariff[] = [{ tariffId: "t1", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: 5283 } }];
+
+export function runLedgerContract(name: string, factory: () => LedgerContractStore): void {
+  describe(`Ledger contract: ${name}`, () => {
+    let store: LedgerContractStore;
+    let ledger: Ledger;
+    const clock = (): number => RECORDED_AT_MS;
+
+    beforeEach(async () => {
+      store = factory();
+      ledger = await store.open(clock);
+      for (const account of ACCOUNTS) await ledger.openAccount(account);
+    });
+    afterEach(async () => {
+      await ledger.close();
+      await store.dispose();
+    });
+
+    describe("accounts", () => {
+      it("reads back an opened account, with its household when it has one", async () => {
+        expect(await ledger.getAccount("hh-1")).toEqual(ACCOUNTS[0]);
+        expect(await ledger.getAccount("rev")).toEqual(ACCOUNTS[2]);
+        expect(await ledger.getAccount("nobody")).toBeUndefined();
+      });
+
+      it("opens the same account twice as a no-op and refuses the same id with other fields", async () => {
+        await ledger.openAccount(ACCOUNTS[0] as Account);
+        await expect(ledger.openAccount({ accountId: "hh-1", kind: "village-cash", villageId: VILLAGE })).rejects.toMatchObject({ code: C.ACCOUNT_CONFLICT });
+      });
+
+      it("starts every account at zero and refuses the balance of an account never opened", async () => {
+        expect(await ledger.balance("hh-2")).toBe(0);
+        await expect(ledger.balance("nobody")).rejects.toMatchObject({ code: C.UNKNOWN_ACCOUNT });
+      });
+    });
+
+    describe("double entry", () => {
+      it("posts a balanced entry and every balance is the sum of its lines", async () => {
+        const r = await ledger.post(topUp("pay/1", 10_000));
+        expect(r.duplicate).toBe(false);
+        await ledger.post(charge("charge/m1/1", 2_345));
+        expect(await ledger.balance("hh-1")).toBe(7_655);
+        expect(await ledger.balance("pay")).toBe(-10_000);
+        expect(await ledger.balance("rev")).toBe(2_345);
+      });
+
+      it("refuses an entry whose lines do not sum to zero, and writes nothing", async () => {
+        const entry = { ...topUp("pay/1", 100), lines: [{ accountId: "pay", amountFen: -100 }, { accountId: "hh-1", amountFen: 101 }] };
+        await expect(ledger.post(entry)).rejects.toMatchObject({ code: C.UNBALANCED });
+        expect(await ledger.balance("hh-1")).toBe(0);
+        expect((await ledger.post(topUp("pay/1", 100))).duplicate).toBe(false);
+      });
+
+      it("refuses float, NaN, infinite, unsafe and zero amounts", async () => {
+        const bad = [0.5, 100.25, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, 0];
+        for (const amountFen of bad) {
+          const entry = { ...topUp("pay/f", 1), lines: [{ accountId: "pay", amountFen: -amountFen }, { accountId: "hh-1", amountFen }] };
+          await expect(ledger.post(entry), String(amountFen)).rejects.toMatchObject({ code: C.NON_INTEGER_AMOUNT });
+        }
+        // 0.1 + 0.2 − 0.3 is not zero in floats; integers only means the question never comes up.
+        const floats = { ...topUp("pay/f", 1), lines: [{ accountId: "pay", amountFen: 0.1 }, { accountId: "pay", amountFen: 0.2 }, { accountId: "hh-1", amountFen: -0.3 }] };
+        await expect(ledger.post(floats)).rejects.toMatchObject({ code: C.NON_INTEGER_AMOUNT });
+        expect(await ledger.balance("hh-1")).toBe(0);
+      });
+
+      it("refuses entries with no line or with one line", async () => {
+        await expect(ledger.post({ ...topUp("pay/0", 1), lines: [] })).rejects.toMatchObject({ code: C.TOO_FEW_LINES });
+        await expect(ledger.post({ ...topUp("pay/1", 1), lines: [{ accountId: "hh-1", amountFen: 5 }] })).rejects.toMatchObject({ code: C.TOO_FEW_LINES });
+      });
+
+      it("refuses an unknown kind, an empty key or actor and a negative time", async () => {
+        await expect(ledger.post({ ...topUp("pay/1", 1), kind: "gift" as "top-up" })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        await expect(ledger.post(topUp("", 1))).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        await expect(ledger.post({ ...topUp("pay/1", 1), actor: "" })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        await expect(ledger.post(topUp("pay/1", 1, -1))).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+      });
+
+      it("refuses a line to an account never opened, and writes none of the entry's lines", async () => {
+        const entry = { ...topUp("pay/1", 100), lines: [{ accountId: "pay", amountFen: -100 }, { accountId: "hh-9", amountFen: 100 }] };
+        await expect(ledger.post(entry)).rejects.toMatchObject({ code: C.UNKNOWN_ACCOUNT });
+        expect(await ledger.balance("pay")).toBe(0);
+      });
+    });
+
+    describe("idempotency", () => {
+      it("returns the first posting as a duplicate when the same key and content come again, and writes nothing", async () => {
+        const first = await ledger.post(topUp("pay/1", 500));
+        const again = await ledger.post(topUp("pay/1", 500));
+        expect(again).toEqual({ postingId: first.postingId, duplicate: true });
+        const reordered = topUp("pay/1", 500);
+        expect(await ledger.post({ ...reordered, lines: [...reordered.lines].reverse() })).toEqual({ postingId: first.postingId, duplicate: true });
+        expect(await ledger.balance("hh-1")).toBe(500);
+        expect((await ledger.statement("hh-1", 0, Number.MAX_SAFE_INTEGER)).entries).toHaveLength(1);
+      });
+
+      it("refuses the same key with different content and keeps the first posting", async () => {
+        await ledger.post(topUp("pay/1", 500));
+        for (const changed of [topUp("pay/1", 501), topUp("pay/1", 500, T0 + 1), topUp("pay/1", 500, T0, "hh-2"), { ...topUp("pay/1", 500), memo: "other" }, { ...topUp("pay/1", 500), kind: "refund" as const }]) {
+          await expect(ledger.post(changed)).rejects.toMatchObject({ code: C.IDEMPOTENCY_CONFLICT, retryable: false });
+        }
+        expect(await ledger.balance("hh-1")).toBe(500);
+        expect(await ledger.balance("hh-2")).toBe(0);
+      });
+
+      it("keeps balances and idempotency keys across a close and reopen", async () => {
+        const first = await ledger.post(topUp("pay/1", 700));
+        await ledger.close();
+        ledger = await store.open(clock);
+        expect(await ledger.balance("hh-1")).toBe(700);
+        expect(await ledger.post(topUp("pay/1", 700))).toEqual({ postingId: first.postingId, duplicate: true });
+      });
+    });
+
+    describe("statements and audit", () => {
+      it("lists postings in [fromMs, toMs) by time then posting order, with opening, running and closing balances", async () => {
+        await ledger.post(topUp("pay/early", 1_000, T0 - 10));
+        await ledger.post(topUp("pay/a", 300, T0 + 20));
+        await ledger.post(charge("c/b", 50, T0 + 10));
+        await ledger.post(charge("c/c", 25, T0 + 10));
+        await ledger.post(charge("c/late", 5, T0 + 30));
+        await ledger.post(topUp("pay/other-household", 9, T0 + 15, "hh-2"));
+        const s = await ledger.statement("hh-1", T0, T0 + 30);
+        expect(s.openingBalanceFen).toBe(1_000);
+        expect(s.entries.map((e) => [e.idempotencyKey, e.amountFen, e.balanceAfterFen])).toEqual([
+          ["c/b", -50, 950],
+          ["c/c", -25, 925],
+          ["pay/a", 300, 1_225],
+        ]);
+        expect(s.closingBalanceFen).toBe(1_225);
+        expect(s.entries[0]).toMatchObject({ kind: "charge", actor: "system:charges", memo: "charge c/b", atMs: T0 + 10 });
+        await expect(ledger.statement("hh-1", T0 + 1, T0)).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+      });
+
+      it("records who, what, why and when for every posting", async () => {
+        const r = await ledger.post(topUp("pay/1", 100));
+        expect(await ledger.audit(r.postingId)).toEqual({
+          postingId: r.postingId,
+          idempotencyKey: "pay/1",
+          kind: "top-up",
+          actor: "provider:wechat",
+          memo: "WeChat Pay order pay/1",
+          atMs: T0,
+          recordedAtMs: RECORDED_AT_MS,
+        });
+        expect(await ledger.audit(r.postingId + 1000)).toBeUndefined();
+      });
+    });
+
+    describe("append-only", () => {
+      it("refuses UPDATE and DELETE of postings, lines, audit rows and accounts issued as raw SQL", async () => {
+        await ledger.post(topUp("pay/1", 100));
+        const attempts = [
+          "UPDATE ledger_lines SET amount_fen = amount_fen * 2",
+          "DELETE FROM ledger_lines",
+          "UPDATE ledger_postings SET memo = 'edited'",
+          "DELETE FROM ledger_postings",
+          "UPDATE ledger_audit SET actor = 'someone else'",
+          "DELETE FROM ledger_audit",
+          "UPDATE ledger_accounts SET kind = 'village-cash'",
+          "DELETE FROM ledger_accounts",
+        ];
+        for (const sql of attempts) await expect(store.rawSql(sql), sql).rejects.toThrow(/LEDGER_APPEND_ONLY/);
+        expect(await ledger.balance("hh-1")).toBe(100);
+        expect((await ledger.statement("hh-1", 0, Number.MAX_SAFE_INTEGER)).entries[0]?.memo).toBe("WeChat Pay order pay/1");
+      });
+
+      it("fixes a mistake with a correction posting, never an edit", async () => {
+        await ledger.post(charge("c/1", 500));
+        await ledger.post({ ...topUp("corr/c/1", 200), kind: "correction", lines: [{ accountId: "rev", amountFen: -200 }, { accountId: "hh-1", amountFen: 200 }], memo: "c/1 overcharged by 200 fen", actor: "user:clerk-7" });
+        expect(await ledger.balance("hh-1")).toBe(-300);
+        expect((await ledger.statement("hh-1", 0, Number.MAX_SAFE_INTEGER)).entries.map((e) => e.kind)).toEqual(["charge", "correction"]);
+      });
+    });
+
+    describe("charge state", () => {
+      const installed = { type: "meter-installed", meterId: "m-1", atMs: T0, initialWh: 1_000 } as const;
+      const reading = (registerSeq: number, registerWh: number) => ({ meterId: "m-1", registerSeq, atMs: T0 + registerSeq * 60_000, registerWh });
+      const accounts = { householdAccountId: "hh-1", revenueAccountId: "rev" };
+
+      it("has no state for a meter never charged", async () => {
+        expect(await ledger.loadChargeState("m-1")).toBeUndefined();
+      });
+
+      it("stores chargesFor's state and postings together, and a replayed step charges nothing twice", async () => {
+        const step = chargesFor(emptyChargeState(), [installed, reading(1, 11_000), reading(2, 31_000)], FLAT);
+        const meter = step.state.meters["m-1"];
+        if (meter === undefined) throw new Error("no meter state");
+        const entries = step.postings.map((p) => chargeEntry(p, accounts));
+        const applied = await ledger.applyCharges("m-1", { expectedRevision: 0, state: meter, entries });
+        expect(applied.revision).toBe(1);
+        expect(applied.results.every((r) => !r.duplicate)).toBe(true);
+        expect(await ledger.loadChargeState("m-1")).toEqual({ revision: 1, state: meter });
+        expect(await ledger.balance("hh-1")).toBe(-chargedFen(meter));
+        // 30 kWh at ¥0.5283 = 1584.9 → 1585 fen.
+        expect(chargedFen(meter)).toBe(1_585);
+
+        const replay = await ledger.applyCharges("m-1", { expectedRevision: 1, state: meter, entries });
+        expect(replay.results.every((r) => r.duplicate)).toBe(true);
+        expect(await ledger.balance("hh-1")).toBe(-1_585);
+      });
+
+      it("writes nothing, neither state nor any posting, when one posting of the step fails", async () => {
+        const first = chargesFor(emptyChargeState(), [installed, reading(1, 11_000)], FLAT);
+        const m1 = first.state.meters["m-1"];
+        if (m1 === undefined) throw new Error("no meter state");
+        await ledger.applyCharges("m-1", { expectedRevision: 0, state: m1, entries: first.postings.map((p) => chargeEntry(p, accounts)) });
+        const before = await ledger.balance("hh-1");
+
+        const second = chargesFor(first.state, [reading(2, 21_000), reading(3, 41_000)], FLAT);
+        const m2 = second.state.meters["m-1"];
+        if (m2 === undefined) throw new Error("no meter state");
+        const [good, other] = second.postings;
+        if (good === undefined || other === undefined) throw new Error("expected two postings");
+        // The second posting names an account that does not exist: the failure comes after the first was inserted.
+        const entries = [chargeEntry(good, accounts), chargeEntry(other, { householdAccountId: "hh-missing", revenueAccountId: "rev" })];
+        await expect(ledger.applyCharges("m-1", { expectedRevision: 1, state: m2, entries })).rejects.toMatchObject({ code: C.UNKNOWN_ACCOUNT });
+
+        expect(await ledger.loadChargeState("m-1")).toEqual({ revision: 1, state: m1 });
+        expect(await ledger.balance("hh-1")).toBe(before);
+        expect((await ledger.post(chargeEntry(good, accounts))).duplicate).toBe(false);
+      });
+
+      it("refuses a step computed from a stale revision, retryably, and writes nothing", async () => {
+        const step = chargesFor(emptyChargeState(), [installed, reading(1, 11_000)], FLAT);
+        const meter = step.state.meters["m-1"];
+        if (meter === undefined) throw new Error("no meter state");
+        const entries = step.postings.map((p) => chargeEntry(p, accounts));
+        await ledger.applyCharges("m-1", { expectedRevision: 0, state: meter, entries });
+        const later = chargesFor(step.state, [reading(2, 12_000)], FLAT);
+        const laterMeter = later.state.meters["m-1"];
+        if (laterMeter === undefined) throw new Error("no meter state");
+        const laterEntries = later.postings.map((p) => chargeEntry(p, accounts));
+        await expect(ledger.applyCharges("m-1", { expectedRevision: 0, state: laterMeter, entries: laterEntries })).rejects.toMatchObject({ code: C.CHARGE_STATE_CONFLICT, retryable: true });
+        expect((await ledger.loadChargeState("m-1"))?.revision).toBe(1);
+        expect(await ledger.balance("hh-1")).toBe(-chargedFen(meter));
+      });
+
+      it("refuses a state for another meter", async () => {
+        const step = chargesFor(emptyChargeState(), [installed], FLAT);
+        const meter = step.state.meters["m-1"];
+        if (meter === undefined) throw new Error("no meter state");
+        await expect(ledger.applyCharges("m-2", { expectedRevision: 0, state: meter, entries: [] })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+      });
+    });
+
+    describe("properties", () => {
+      type Op = { readonly op: "top-up" | "charge"; readonly fen: number } | { readonly op: "replay"; readonly pick: number; readonly change: boolean };
+      const opArb: fc.Arbitrary<Op> = fc.oneof(
+        fc.record({ op: fc.constantFrom("top-up" as const, "charge" as const), fen: fc.integer({ min: 1, max: 1_000_000 }) }),
+        fc.record({ op: fc.constant("replay" as const), pick: fc.nat(), change: fc.boolean() }),
+      );
+      let run = 0;
+
+      it("balance = Σ distinct postings under random top-ups, charges and replays; no posting lost or doubled", async () => {
+        await fc.assert(
+          fc.asyncProperty(fc.array(opArb, { maxLength: 30 }), async (ops) => {
+            run += 1;
+            const hh = `hh-run-${run}`;
+            await ledger.openAccount({ accountId: hh, kind: "household-prepaid", villageId: VILLAGE, householdId: hh });
+            const posted: LedgerEntry[] = [];
+            const postingIds = new Map<string, number>();
+            for (const [i, op] of ops.entries()) {
+              if (op.op !== "replay") {
+                const key = `${hh}/${op.op}/${i}`;
+                const entry = op.op === "top-up" ? topUp(key, op.fen, T0 + i, hh) : charge(key, op.fen, T0 + i, hh);
+                const r = await ledger.post(entry);
+                expect(r.duplicate).toBe(false);
+                expect([...postingIds.values()]).not.toContain(r.postingId);
+                postingIds.set(key, r.postingId);
+                posted.push(entry);
+                continue;
+              }
+              const earlier = posted[op.pick % Math.max(1, posted.length)];
+              if (earlier === undefined) continue;
+              if (op.change) {
+                await expect(ledger.post({ ...earlier, memo: `${earlier.memo} (edited)` })).rejects.toMatchObject({ code: C.IDEMPOTENCY_CONFLICT });
+              } else {
+                expect(await ledger.post(earlier)).toEqual({ postingId: postingIds.get(earlier.idempotencyKey), duplicate: true });
+              }
+            }
+            const expected = posted.reduce((sum, e) => sum + (e.lines.find((l) => l.accountId === hh)?.amountFen ?? 0), 0);
+            expect(await ledger.balance(hh)).toBe(expected);
+            const keys = (await ledger.statement(hh, 0, Number.MAX_SAFE_INTEGER)).entries.map((e) => e.idempotencyKey);
+            expect(keys).toEqual(posted.map((e) => e.idempotencyKey));
+          }),
+          { numRuns: 25 },
+        );
+        // Money is only moved, never made: every account together sums to zero.
+        let total = 0;
+        for (const a of ["pay", "rev", ...Array.from({ length: run }, (_, i) => `hh-run-${i + 1}`)]) total += await ledger.balance(a);
+        expect(total).toBe(0);
+      });
+    });
+  });
+}

@@ -1,0 +1,129 @@
+// The SQLite ledger's schema as versioned migrations, and migrate(db): applies the missing ones in order, each with
+// its schema_migrations row, all in one BEGIN IMMEDIATE transaction (two processes opening a fresh file at once
+// cannot both migrate). It is idempotent, and it refuses a file migrated by newer code (LEDGER_SCHEMA_TOO_NEW) or by
+// other code (LEDGER_SCHEMA_MISMATCH) before touching it. Never edit a released migration: add the next one.
+//
+// Append-only (invariant 3) is enforced by the database itself, not only by the code: triggers RAISE on any UPDATE
+// or DELETE of an account, posting, line or audit row, whoever issues it. STRICT tables refuse a REAL where an
+// INTEGER belongs, so a float cannot reach amount_fen even through raw SQL (invariant 1).
+
+import type Database from "better-sqlite3";
+import { ACCOUNT_KINDS, POSTING_KINDS } from "./ledger.js";
+import { LEDGER_STORE_ERROR_CODES as C, LedgerStoreError } from "./store-errors.js";
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+const list = (values: readonly string[]): string => values.map((v) => `'${v}'`).join(", ");
+
+function appendOnly(table: string): string {
+  return ["UPDATE", "DELETE"]
+    .map(
+      (op) => `CREATE TRIGGER ${table}_no_${op.toLowerCase()} BEFORE ${op} ON ${table}
+BEGIN SELECT RAISE(ABORT, 'LEDGER_APPEND_ONLY: ${table} is append-only; post a correction instead'); END;`,
+    )
+    .join("\n");
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "accounts-postings-lines-audit",
+    sql: `
+CREATE TABLE ledger_accounts (
+  account_id    TEXT    PRIMARY KEY,
+  kind          TEXT    NOT NULL CHECK (kind IN (${list(ACCOUNT_KINDS)})),
+  village_id    TEXT    NOT NULL,
+  household_id  TEXT,
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+
+-- AUTOINCREMENT: a posting id is never reused, even for the highest row.
+CREATE TABLE ledger_postings (
+  posting_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  idempotency_key TEXT    NOT NULL UNIQUE,
+  kind            TEXT    NOT NULL CHECK (kind IN (${list(POSTING_KINDS)})),
+  memo            TEXT    NOT NULL,
+  actor           TEXT    NOT NULL,
+  at_ms           INTEGER NOT NULL CHECK (at_ms >= 0)
+) STRICT;
+
+-- at_ms is the posting's, copied so that a statement is one range scan of (account_id, at_ms, posting_id).
+CREATE TABLE ledger_lines (
+  posting_id INTEGER NOT NULL REFERENCES ledger_postings (posting_id),
+  line_no    INTEGER NOT NULL,
+  account_id TEXT    NOT NULL REFERENCES ledger_accounts (account_id),
+  amount_fen INTEGER NOT NULL CHECK (amount_fen <> 0),
+  at_ms      INTEGER NOT NULL,
+  PRIMARY KEY (posting_id, line_no)
+) STRICT;
+CREATE INDEX ledger_lines_by_account ON ledger_lines (account_id, at_ms, posting_id);
+
+-- Who, what, why and when, for every posting, written in the posting's transaction.
+CREATE TABLE ledger_audit (
+  posting_id     INTEGER PRIMARY KEY REFERENCES ledger_postings (posting_id),
+  actor          TEXT    NOT NULL,
+  kind           TEXT    NOT NULL,
+  memo           TEXT    NOT NULL,
+  at_ms          INTEGER NOT NULL,
+  recorded_at_ms INTEGER NOT NULL
+) STRICT;
+
+${appendOnly("ledger_accounts")}
+${appendOnly("ledger_postings")}
+${appendOnly("ledger_lines")}
+${appendOnly("ledger_audit")}
+`,
+  },
+  {
+    version: 2,
+    name: "meter-charge-state",
+    sql: `
+-- The charge core's per-meter state (charges.ts MeterChargeState as JSON). It is state, not money: it is replaced at
+-- every applyCharges, in the same transaction as that step's charge postings. revision is the optimistic lock.
+CREATE TABLE ledger_meter_charge_state (
+  meter_id      TEXT    PRIMARY KEY,
+  revision      INTEGER NOT NULL CHECK (revision >= 1),
+  state_json    TEXT    NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+) STRICT;
+`,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+export interface MigrateResult {
+  readonly fromVersion: number;
+  readonly toVersion: number;
+}
+
+/** Brings the file to LATEST_SCHEMA_VERSION; a no-op when it is there already. */
+export function migrate(db: Database.Database, nowMs: number, migrations: readonly Migration[] = MIGRATIONS): MigrateResult {
+  const known = Math.max(0, ...migrations.map((m) => m.version));
+  const run = db.transaction((): MigrateResult => {
+    db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
+    const applied = db.prepare("SELECT version, name FROM schema_migrations ORDER BY version").all() as { version: number; name: string }[];
+    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
+    if (fromVersion > known) {
+      throw new LedgerStoreError(C.SCHEMA_TOO_NEW, `the ledger is at schema version ${fromVersion}; this code knows up to ${known}`);
+    }
+    for (const row of applied) {
+      const mine = migrations.find((m) => m.version === row.version);
+      if (mine?.name !== row.name) {
+        throw new LedgerStoreError(C.SCHEMA_MISMATCH, `schema version ${row.version} was applied as "${row.name}"; this code has "${mine?.name ?? "nothing"}"`);
+      }
+    }
+    const insert = db.prepare("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (m.version <= fromVersion) continue;
+      db.exec(m.sql);
+      insert.run(m.version, m.name, nowMs);
+    }
+    return { fromVersion, toVersion: Math.max(fromVersion, known) };
+  });
+  return run.immediate();
+}
