@@ -15,6 +15,7 @@ import { startTestBroker } from "../test/harness/broker.js";
 import { connectCloud } from "./cloud-subscriber.js";
 import { procCpuMs, startEdgeChild } from "./edge-child-process.js";
 import type { ChildUsage } from "./edge-child.js";
+import { DEVICE_MIX } from "./device-mix.js";
 import { report } from "./report.js";
 
 const BUSES = 4;
@@ -24,17 +25,8 @@ const MEASURE_MS = 20_000;
 const TELEMETRY_MS = 10_000;
 const GW = "gw-load-bench";
 
-/** 16 devices per bus: profile, how many, role. */
-const MIX = [
-  ["eastron-sdm120", 4, "meter"],
-  ["eastron-sdm630-v2", 3, "meter"],
-  ["chint-dtsu666", 2, "meter"],
-  ["chint-dtsu666-4000", 1, "meter"],
-  ["chint-ddsu666", 2, "meter"],
-  ["hiking-dds238-2-zn", 2, "meter"],
-  ["agri-fire-node", 1, "fire-sensor"],
-  ["calectro-ug-3-o-mb-r", 1, "fire-sensor"],
-] as const;
+/** The shared 16-device mix. */
+const MIX = DEVICE_MIX;
 
 interface Placed {
   readonly id: string;

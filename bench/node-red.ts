@@ -19,6 +19,7 @@ import { builtInProfileMap, parseScenario, type ScenarioInput } from "../firmwar
 import { startTestBroker } from "../test/harness/broker.js";
 import { procCpuMs, startEdgeChild } from "./edge-child-process.js";
 import { ensureNodeRed, type NodeRedInstall } from "./node-red-install.js";
+import { DEVICE_MIX } from "./device-mix.js";
 import { report } from "./report.js";
 
 const DEVICES = 32;
@@ -30,17 +31,8 @@ const START_TIMEOUT_MS = 45_000;
 const BUS = "bus-1";
 const GW = "gw-node-red-bench";
 
-/** edge-load's 16-device mix: profile, how many, role. Repeated to fill DEVICES unit ids on one bus. */
-const MIX = [
-  ["eastron-sdm120", 4, "meter"],
-  ["eastron-sdm630-v2", 3, "meter"],
-  ["chint-dtsu666", 2, "meter"],
-  ["chint-dtsu666-4000", 1, "meter"],
-  ["chint-ddsu666", 2, "meter"],
-  ["hiking-dds238-2-zn", 2, "meter"],
-  ["agri-fire-node", 1, "fire-sensor"],
-  ["calectro-ug-3-o-mb-r", 1, "fire-sensor"],
-] as const;
+/** The shared 16-device mix (repeated to fill DEVICES unit ids on one bus). */
+const MIX = DEVICE_MIX;
 
 interface Placed {
   readonly id: string;
