@@ -41,6 +41,7 @@ export default tseslint.config(
       "edge/agent/energy-check.ts",
       "edge/agent/commands.ts",
       "cloud/ingest/route.ts",
+      "cloud/prepaid/next-grant.ts",
       "firmware-sim/models/**/*.ts",
       "firmware-sim/modbus/pdu*.ts",
       "firmware-sim/modbus/faults.ts",

@@ -1,11 +1,271 @@
 #!/usr/bin/env node
-// agri-cloud: the township/county service. Not built yet (issue #4); this entry point says what it will become.
+// agri-cloud: a thin CLI over the cloud libraries. `serve` runs startCloud (server.ts) until SIGINT/SIGTERM; the other
+// commands open the same SQLite file (WAL: safe next to a serving cloud, which notices gateways within a second and
+// top-ups within a second). Exit codes: 0 ok, 1 failure, 2 bad input (usage, unknown or duplicate ids, bad amounts).
 
-process.stdout.write(`agri-cloud — the cloud service (not built yet)
+import { randomBytes, randomUUID } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import Database from "better-sqlite3";
+import { pino } from "pino";
+import { AgriError } from "../protocols/errors.js";
+import { UnitError, fenToYuan, yuanPerKwhToPrice, yuanToFen } from "../protocols/units.js";
+import { hashSecret } from "./broker/secrets.js";
+import { LedgerStoreError } from "./ledger/store/store-errors.js";
+import { openSqliteLedger, type SqliteLedger } from "./ledger/store/sqlite-ledger.js";
+import { householdAccountId, openHouseholdAccount, openVillageAccounts } from "./prepaid/accounts.js";
+import { PrepaidError, recordTopUp } from "./prepaid/top-up.js";
+import { RegistryError } from "./registry/errors.js";
+import { openRegistry, type Registry } from "./registry/registry.js";
+import { cloudDbPath, startCloud } from "./server.js";
 
-It will run an authenticated MQTT broker for the gateways, ingest and deduplicate their readings, keep telemetry,
-settle prepaid charges and grain subsidies in an append-only ledger, raise forest-fire incidents for police command
-rooms, and serve an HTTP API and web console.
-Until then, run the simulated village with: npm start
-`);
-process.exitCode = 0;
+const USAGE = `agri-cloud — the cloud service (broker, ingest, prepaid ledger)
+
+usage: agri-cloud <command> [--data-dir DIR]   (default $AGRI_DATA_DIR/cloud or ./.agri-data/cloud)
+  serve [--mqtt-host 127.0.0.1] [--mqtt-port 1883]
+  migrate
+  village add <villageId> --name NAME
+  household add <householdId> --village ID --name NAME [--overdraft YUAN]
+  gateway add <gatewayId> [--village ID] [--secret-file FILE]   (without a file a secret is generated and printed once)
+  tariff add <tariffId> --version N --price YUAN_PER_KWH [--effective-from ISO8601]
+  meter add <meterId> --gateway ID --household ID --tariff ID [--initial-wh WH] [--reconnect automatic|manual]
+  topup <householdId> <yuan> --officer ID [--receipt ID]
+  balance <householdId>
+  backup <file>
+`;
+
+class UsageError extends AgriError {
+  constructor(message: string) {
+    super("CLOUD_CLI_USAGE", false, message);
+  }
+}
+
+const BAD_INPUT_CODES = new Set(["REGISTRY_INVALID_INPUT", "REGISTRY_UNKNOWN_ENTITY", "REGISTRY_ALREADY_EXISTS", "PREPAID_UNKNOWN_HOUSEHOLD", "PREPAID_TOP_UP_REFUSED"]);
+
+function isBadInput(error: unknown): boolean {
+  return error instanceof UsageError || error instanceof UnitError || ((error instanceof RegistryError || error instanceof PrepaidError) && BAD_INPUT_CODES.has(error.code));
+}
+
+const options = {
+  "data-dir": { type: "string" },
+  "mqtt-host": { type: "string" },
+  "mqtt-port": { type: "string" },
+  name: { type: "string" },
+  village: { type: "string" },
+  overdraft: { type: "string" },
+  "secret-file": { type: "string" },
+  version: { type: "string" },
+  price: { type: "string" },
+  "effective-from": { type: "string" },
+  gateway: { type: "string" },
+  household: { type: "string" },
+  tariff: { type: "string" },
+  "initial-wh": { type: "string" },
+  reconnect: { type: "string" },
+  officer: { type: "string" },
+  receipt: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type Flags = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>["values"];
+
+function required(flags: Flags, name: keyof Flags): string {
+  const value = flags[name];
+  if (typeof value !== "string" || value === "") throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+function positional(args: readonly string[], index: number, what: string): string {
+  const value = args[index];
+  if (value === undefined) throw new UsageError(`missing ${what}`);
+  return value;
+}
+
+function integer(text: string, what: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`${what} must be an integer ${min}..${max}, got "${text}"`);
+  return Number(text);
+}
+
+function openStores(dataDir: string): { registry: Registry; ledger: SqliteLedger; close: () => Promise<void> } {
+  mkdirSync(dataDir, { recursive: true });
+  const ledger = openSqliteLedger({ path: cloudDbPath(dataDir) });
+  const registry = openRegistry({ path: cloudDbPath(dataDir) });
+  return {
+    registry,
+    ledger,
+    close: async () => {
+      registry.close();
+      await ledger.close();
+    },
+  };
+}
+
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
+
+async function withStores(dataDir: string, body: (s: { registry: Registry; ledger: SqliteLedger }) => Promise<void> | void): Promise<void> {
+  const stores = openStores(dataDir);
+  try {
+    await body(stores);
+  } finally {
+    await stores.close();
+  }
+}
+
+async function serve(dataDir: string, flags: Flags): Promise<void> {
+  const log = pino({ level: process.env.LOG_LEVEL ?? "info", base: { app: "agri-cloud" } });
+  const port = integer(flags["mqtt-port"] ?? "1883", "--mqtt-port", 0, 65_535);
+  const cloud = await startCloud({ dataDir, mqtt: { host: flags["mqtt-host"] ?? "127.0.0.1", port }, log });
+  await new Promise<void>((done) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, "agri-cloud: stopping");
+      cloud.stop().then(done, (error: unknown) => {
+        log.error({ err: error }, "agri-cloud: stop failed");
+        process.exitCode = 1;
+        done();
+      });
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+}
+
+function dataDirOf(argv: readonly string[]): string {
+  const i = argv.indexOf("--data-dir");
+  const given = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith("--data-dir="))?.slice("--data-dir=".length);
+  return resolve(given ?? resolve(process.env.AGRI_DATA_DIR ?? ".agri-data", "cloud"));
+}
+
+async function run(argv: readonly string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const { values: flags, positionals: args } = parsed;
+  if (flags.help === true || args.length === 0) {
+    out(USAGE);
+    if (flags.help !== true) process.exitCode = 2;
+    return;
+  }
+  const dataDir = dataDirOf(argv);
+  const command = `${args[0]}${args[0] === "village" || args[0] === "household" || args[0] === "gateway" || args[0] === "tariff" || args[0] === "meter" ? ` ${args[1] ?? ""}` : ""}`;
+  switch (command) {
+    case "serve":
+      return serve(dataDir, flags);
+    case "migrate":
+      return withStores(dataDir, () => out(`migrated ${cloudDbPath(dataDir)}`));
+    case "village add":
+      return withStores(dataDir, async ({ registry, ledger }) => {
+        const villageId = positional(args, 2, "<villageId>");
+        registry.addVillage({ villageId, name: required(flags, "name") });
+        await openVillageAccounts(ledger, villageId);
+        out(`village ${villageId} added`);
+      });
+    case "household add":
+      return withStores(dataDir, async ({ registry, ledger }) => {
+        const householdId = positional(args, 2, "<householdId>");
+        const household = registry.addHousehold({
+          householdId,
+          villageId: required(flags, "village"),
+          name: required(flags, "name"),
+          overdraftFen: flags.overdraft === undefined ? 0 : yuanToFen(flags.overdraft),
+        });
+        await openHouseholdAccount(ledger, household.villageId, householdId);
+        out(`household ${householdId} added (overdraft ¥${fenToYuan(household.overdraftFen)})`);
+      });
+    case "gateway add":
+      return withStores(dataDir, async ({ registry }) => {
+        const gatewayId = positional(args, 2, "<gatewayId>");
+        const secretFile = flags["secret-file"];
+        let secret: string;
+        if (secretFile !== undefined) {
+          const path = resolve(secretFile);
+          if (!existsSync(path)) throw new UsageError(`--secret-file ${path}: no such file`);
+          secret = readFileSync(path, "utf8").trim();
+          if (secret.length < 8) throw new UsageError(`--secret-file ${path}: the secret must be at least 8 characters`);
+        } else {
+          secret = randomBytes(24).toString("base64url");
+        }
+        registry.addGateway({ gatewayId, secretHash: await hashSecret(secret), ...(flags.village === undefined ? {} : { villageId: flags.village }) });
+        out(`gateway ${gatewayId} added`);
+        if (secretFile === undefined) out(`broker password (shown once; put it in the gateway's passwordFile): ${secret}`);
+      });
+    case "tariff add":
+      return withStores(dataDir, ({ registry }) => {
+        const tariffId = positional(args, 2, "<tariffId>");
+        const effective = flags["effective-from"];
+        const effectiveFrom = effective === undefined ? 0 : Date.parse(effective);
+        if (Number.isNaN(effectiveFrom)) throw new UsageError(`--effective-from "${effective}" is not an ISO 8601 time`);
+        const version = integer(required(flags, "version"), "--version", 1, 1_000_000);
+        registry.addTariff({ tariffId, version, effectiveFrom, prices: { kind: "flat", priceCentiFenPerKwh: yuanPerKwhToPrice(required(flags, "price")) } });
+        out(`tariff ${tariffId}@v${version} added`);
+      });
+    case "meter add":
+      return withStores(dataDir, ({ registry }) => {
+        const meterId = positional(args, 2, "<meterId>");
+        const reconnect = flags.reconnect ?? "automatic";
+        if (reconnect !== "automatic" && reconnect !== "manual") throw new UsageError(`--reconnect must be automatic or manual, got "${reconnect}"`);
+        const initial = flags["initial-wh"];
+        registry.addMeter({
+          meterId,
+          gatewayId: required(flags, "gateway"),
+          householdId: required(flags, "household"),
+          tariffId: required(flags, "tariff"),
+          reconnect,
+          ...(initial === undefined ? {} : { initialWh: integer(initial, "--initial-wh", 0, Number.MAX_SAFE_INTEGER) }),
+        });
+        out(`meter ${meterId} added`);
+      });
+    case "topup":
+      return withStores(dataDir, async ({ registry, ledger }) => {
+        const householdId = positional(args, 1, "<householdId>");
+        const amountFen = yuanToFen(positional(args, 2, "<yuan>"));
+        const receiptId = flags.receipt ?? randomUUID();
+        try {
+          const result = await recordTopUp(ledger, registry, { householdId, amountFen, officerId: required(flags, "officer"), receiptId, atMs: Date.now() });
+          out(`${result.duplicate ? "already recorded" : "recorded"}: ¥${fenToYuan(amountFen)} for ${householdId}, receipt ${receiptId}; balance ¥${fenToYuan(result.balanceFen)}`);
+        } catch (error) {
+          if (error instanceof LedgerStoreError && error.code === "LEDGER_IDEMPOTENCY_CONFLICT") {
+            throw new UsageError(`receipt ${receiptId} was already recorded for ${householdId} with other content; nothing posted`);
+          }
+          throw error;
+        }
+      });
+    case "balance":
+      return withStores(dataDir, async ({ registry, ledger }) => {
+        const householdId = positional(args, 1, "<householdId>");
+        const household = registry.getHousehold(householdId);
+        if (household === undefined) throw new UsageError(`no household ${householdId} in ${cloudDbPath(dataDir)}`);
+        await openHouseholdAccount(ledger, household.villageId, householdId);
+        out(`${householdId}: ¥${fenToYuan(await ledger.balance(householdAccountId(householdId)))}`);
+      });
+    case "backup": {
+      const target = resolve(positional(args, 1, "<file>"));
+      const source = cloudDbPath(dataDir);
+      if (!existsSync(source)) throw new UsageError(`${source}: no cloud database to back up`);
+      if (existsSync(target)) throw new UsageError(`${target} exists; refusing to overwrite a backup`);
+      mkdirSync(dirname(target), { recursive: true });
+      // SQLite's online backup API: a consistent copy while the cloud keeps writing (WAL).
+      const db = new Database(source, { readonly: true });
+      try {
+        await db.backup(target);
+      } finally {
+        db.close();
+      }
+      out(`backed up ${source} to ${target}`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "${args.join(" ")}"\n\n${USAGE}`);
+  }
+}
+
+run(process.argv.slice(2)).catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = error instanceof AgriError ? `${error.code}: ` : "";
+  const where = error instanceof UsageError || error instanceof UnitError ? "" : ` (database ${cloudDbPath(dataDirOf(process.argv.slice(2)))})`;
+  process.stderr.write(`agri-cloud: ${code}${message}${where}\n`);
+  process.exitCode = isBadInput(error) ? 2 : 1;
+});

@@ -1,0 +1,259 @@
+// The prepaid shell: billing readings → charges (chargesFor + applyCharges: household debited, revenue credited, in
+// one transaction with the meter's charge state) → grant re-sized (next-grant.ts) → when due, a credit.grant
+// command persisted (registry_grants: fresh commandId, rising grantSeq, expiresAt) and only then published. A
+// top-up re-grants the household's meters at once; command acks are recorded against their grant.
+//
+// Every step runs on one serial queue, so a grant is always sized from a balance and a register of the same
+// moment. The billing step throws when the ledger refuses it, so the ingest leaves the message unacknowledged and
+// it comes back (charges are idempotent on charge/<meterId>/<registerSeq>). Publishing is not awaited by the sink:
+// the grant is already stored, and a grant that is not acknowledged before it expires is re-sent with a new sequence.
+
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { BillingReadings, Command, CommandAck } from "../../protocols/mqtt/messages.js";
+import { chargesFor, emptyChargeState, type ChargeState } from "../ledger/charges.js";
+import type { ChargeInput, MeterReading } from "../ledger/charge-inputs.js";
+import { chargeEntry } from "../ledger/store/charge-entries.js";
+import type { Ledger } from "../ledger/store/ledger.js";
+import type { GrantRecord, Meter, Registry } from "../registry/registry.js";
+import { householdAccountId, openHouseholdAccount, villageRevenueAccountId } from "./accounts.js";
+import { decideGrant, outstandingGrantFen, type CreditGrantBody } from "./next-grant.js";
+import { recordTopUp, type TopUpRequest, type TopUpResult } from "./top-up.js";
+
+export type PrepaidLog = Pick<Logger, "info" | "warn" | "error" | "debug">;
+
+export interface PrepaidDeps {
+  readonly ledger: Ledger;
+  readonly registry: Registry;
+  /** Publish one command to a gateway's command topic (QoS 1); resolves on the broker's PUBACK. */
+  readonly publishCommand: (gatewayId: string, command: Command) => Promise<void>;
+  readonly log: PrepaidLog;
+  readonly now?: () => number;
+  readonly newCommandId?: () => string;
+  /** How long a grant command is valid; default 10 min. */
+  readonly commandTtlMs?: number;
+  /** Held back from every grant for the overshoot of one poll (next-grant.ts); default 10 fen. */
+  readonly cutReserveFen?: number;
+  readonly maxBalanceFen?: number;
+}
+
+export interface PrepaidCounters {
+  readingsCharged: number;
+  postings: number;
+  held: number;
+  unknownMeter: number;
+  grantsSent: number;
+  grantsResent: number;
+  publishFailures: number;
+  acks: number;
+}
+
+export interface PrepaidService {
+  readonly counters: Readonly<PrepaidCounters>;
+  /** The ingest's billing sink. */
+  onBilling(readings: BillingReadings, gatewayId: string): Promise<void>;
+  onCommandAck(ack: CommandAck, gatewayId: string): Promise<void>;
+  /** Record an officer's cash top-up and re-grant the household's meters at once. */
+  topUp(request: Omit<TopUpRequest, "atMs" | "maxBalanceFen"> & { atMs?: number }): Promise<TopUpResult>;
+  /** Re-size (and send when due) every grant of one household. */
+  regrantHousehold(householdId: string, why: string): Promise<void>;
+  balanceFen(householdId: string): Promise<number>;
+  /** Resolves when everything queued so far has run. */
+  idle(): Promise<void>;
+}
+
+export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
+  const { ledger, registry, log } = deps;
+  const now = deps.now ?? Date.now;
+  const newCommandId = deps.newCommandId ?? randomUUID;
+  const ttlMs = deps.commandTtlMs ?? 10 * 60_000;
+  const cutReserveFen = deps.cutReserveFen ?? 10;
+  const counters: PrepaidCounters = { readingsCharged: 0, postings: 0, held: 0, unknownMeter: 0, grantsSent: 0, grantsResent: 0, publishFailures: 0, acks: 0 };
+  const opened = new Set<string>();
+  let queue: Promise<unknown> = Promise.resolve();
+
+  function serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = queue.then(work, work);
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async function ensureAccounts(householdId: string): Promise<{ villageId: string; overdraftFen: number }> {
+    const household = registry.getHousehold(householdId);
+    if (household === undefined) throw new Error(`meter's household ${householdId} is not in the registry`);
+    if (!opened.has(householdId)) {
+      await openHouseholdAccount(ledger, household.villageId, householdId);
+      opened.add(householdId);
+    }
+    return household;
+  }
+
+  async function chargeMeter(meter: Meter, readings: readonly MeterReading[]): Promise<void> {
+    const { villageId } = await ensureAccounts(meter.householdId);
+    const loaded = await ledger.loadChargeState(meter.meterId);
+    const state: ChargeState = loaded === undefined ? emptyChargeState() : { meters: { [meter.meterId]: loaded.state } };
+    const first = readings[0];
+    const inputs: ChargeInput[] = [];
+    if (loaded === undefined && first !== undefined) {
+      // Commissioning: the registered initial register, or else the first reading the cloud ever sees.
+      inputs.push({ type: "meter-installed", meterId: meter.meterId, atMs: first.atMs, initialWh: meter.initialWh ?? first.registerWh });
+      log.info({ meterId: meter.meterId, initialWh: meter.initialWh ?? first.registerWh }, "prepaid: meter commissioned for charging");
+    }
+    inputs.push(...readings);
+    const tariffs = registry.tariffSchedule(meter.tariffId);
+    const result = chargesFor(state, inputs, tariffs);
+    for (const h of result.held) {
+      counters.held++;
+      log.warn({ meterId: meter.meterId, reason: h.reason, detail: h.detail }, "prepaid: billing input held for review");
+    }
+    const next = result.state.meters[meter.meterId];
+    if (next === undefined || next === loaded?.state) return;
+    const accounts = { householdAccountId: householdAccountId(meter.householdId), revenueAccountId: villageRevenueAccountId(villageId) };
+    await ledger.applyCharges(meter.meterId, { expectedRevision: loaded?.revision ?? 0, state: next, entries: result.postings.map((p) => chargeEntry(p, accounts)) });
+    counters.readingsCharged += readings.length;
+    counters.postings += result.postings.length;
+  }
+
+  function publish(grant: GrantRecord, body: CreditGrantBody): void {
+    const command: Command = {
+      v: 1,
+      commandId: grant.commandId,
+      issuedAt: new Date(grant.issuedAtMs).toISOString(),
+      expiresAt: new Date(grant.expiresAtMs).toISOString(),
+      command: body,
+    };
+    deps.publishCommand(grant.gatewayId, command).catch((error: unknown) => {
+      counters.publishFailures++;
+      log.warn({ err: error, meterId: grant.meterId, grantSeq: grant.grantSeq }, "prepaid: grant publish failed; it is re-sent once it expires unacknowledged");
+    });
+  }
+
+  function needsResend(last: GrantRecord, nowMs: number): boolean {
+    if (last.ackStatus === "done" || last.ackStatus === "accepted") return false;
+    // Re-sent (with a new sequence) only when sending again can help: it expired on the way, or the gateway holds a
+    // newer sequence than this registry (restored from an older backup). "No guarded meter" will not change by itself.
+    if (last.ackStatus === "rejected") return last.ackReason === "stale_sequence" || (last.ackReason?.startsWith("expired") ?? false);
+    if (last.ackStatus === "failed") return true;
+    return nowMs >= last.expiresAtMs;
+  }
+
+  async function regrantMeter(meter: Meter, why: string): Promise<void> {
+    const household = await ensureAccounts(meter.householdId);
+    const charge = await ledger.loadChargeState(meter.meterId);
+    // No charged reading yet: the register the grant would be a limit on is unknown; the first reading grants.
+    if (charge === undefined) return;
+    const nowMs = now();
+    const tariffs = registry.tariffSchedule(meter.tariffId);
+    let otherGrantsFen = 0;
+    for (const other of registry.metersOfHousehold(meter.householdId)) {
+      if (other.meterId === meter.meterId) continue;
+      const otherGrant = registry.lastGrant(other.meterId);
+      const otherCharge = await ledger.loadChargeState(other.meterId);
+      if (otherGrant === undefined || otherCharge === undefined) continue;
+      otherGrantsFen += outstandingGrantFen(otherGrant.limitWh, otherCharge.state.lastRegisterWh, registry.tariffSchedule(other.tariffId), nowMs);
+    }
+    const balanceFen = await ledger.balance(householdAccountId(meter.householdId));
+    const last = registry.lastGrant(meter.meterId);
+    const decision = decideGrant({
+      meterId: meter.meterId,
+      balanceFen,
+      overdraftFen: household.overdraftFen,
+      registerWh: charge.state.lastRegisterWh,
+      tariffs,
+      nowMs,
+      lastGrant: last,
+      reconnect: meter.reconnect,
+      otherGrantsFen,
+      cutReserveFen,
+    });
+    let body: CreditGrantBody;
+    if (decision.send) {
+      body = decision.grant;
+    } else if (decision.reason === "unchanged" && decision.limitWh !== undefined && last !== undefined && needsResend(last, nowMs)) {
+      counters.grantsResent++;
+      body = { type: "credit.grant", meterId: meter.meterId, grantSeq: last.grantSeq + 1, limitWh: decision.limitWh, reconnect: meter.reconnect };
+    } else {
+      if (decision.reason === "no-tariff") log.warn({ meterId: meter.meterId, tariffId: meter.tariffId }, "prepaid: no tariff in force; no credit granted");
+      return;
+    }
+    // Stored first: a grant that was published is always one the cloud knows it sent.
+    const record = registry.recordGrant({
+      meterId: meter.meterId,
+      limitWh: body.limitWh,
+      registerWh: charge.state.lastRegisterWh,
+      commandId: newCommandId(),
+      gatewayId: meter.gatewayId,
+      issuedAtMs: nowMs,
+      expiresAtMs: nowMs + ttlMs,
+    });
+    counters.grantsSent++;
+    log.info(
+      { meterId: meter.meterId, householdId: meter.householdId, grantSeq: record.grantSeq, limitWh: record.limitWh, registerWh: record.registerWh, balanceFen, why },
+      "prepaid: credit grant issued",
+    );
+    publish(record, { ...body, grantSeq: record.grantSeq });
+  }
+
+  async function regrantHouseholdNow(householdId: string, why: string): Promise<void> {
+    for (const meter of registry.metersOfHousehold(householdId)) await regrantMeter(meter, why);
+  }
+
+  return {
+    counters,
+    onBilling(batch, gatewayId) {
+      return serial(async () => {
+        const byMeter = new Map<string, MeterReading[]>();
+        for (const r of batch.readings) {
+          // The edge guard limits the import register, so that is the register charged and granted on.
+          if (r.role !== "import_energy") continue;
+          const list = byMeter.get(r.meterId) ?? [];
+          list.push({ meterId: r.meterId, registerSeq: r.registerSeq, atMs: Date.parse(r.at), registerWh: r.energyWh });
+          byMeter.set(r.meterId, list);
+        }
+        const households = new Set<string>();
+        for (const [meterId, readings] of byMeter) {
+          const meter = registry.getMeter(meterId);
+          if (meter?.gatewayId !== gatewayId) {
+            counters.unknownMeter++;
+            log.warn({ meterId, gatewayId, registeredGateway: meter?.gatewayId ?? null }, "prepaid: billing for a meter not registered to this gateway; not charged");
+            continue;
+          }
+          await chargeMeter(meter, readings.sort((a, b) => a.registerSeq - b.registerSeq));
+          households.add(meter.householdId);
+        }
+        for (const householdId of households) await regrantHouseholdNow(householdId, "billing");
+      });
+    },
+    onCommandAck(ack, gatewayId) {
+      return serial(() => {
+        counters.acks++;
+        const grant = registry.recordCommandAck(ack.commandId, ack.status, ack.reason, now());
+        const fields = { gatewayId, commandId: ack.commandId, status: ack.status, reason: ack.reason ?? null, meterId: grant?.meterId ?? null, grantSeq: grant?.grantSeq ?? null };
+        if (ack.status === "rejected" || ack.status === "failed") log.warn(fields, "prepaid: command refused by the gateway");
+        else log.info(fields, "prepaid: command ack");
+        return Promise.resolve();
+      });
+    },
+    topUp(request) {
+      return serial(async () => {
+        const result = await recordTopUp(ledger, registry, {
+          ...request,
+          atMs: request.atMs ?? now(),
+          ...(deps.maxBalanceFen === undefined ? {} : { maxBalanceFen: deps.maxBalanceFen }),
+        });
+        await regrantHouseholdNow(request.householdId, "top-up");
+        return result;
+      });
+    },
+    regrantHousehold(householdId, why) {
+      return serial(() => regrantHouseholdNow(householdId, why));
+    },
+    async balanceFen(householdId) {
+      await ensureAccounts(householdId);
+      return ledger.balance(householdAccountId(householdId));
+    },
+    idle() {
+      return serial(() => Promise.resolve());
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// Recording a cash top-up taken by a village officer: one balanced posting (village cash box → household prepaid
+// account) with the idempotency key top-up/<householdId>/<receiptId>, checked against the stored-credit cap, and a
+// notice row so a serving cloud re-grants the household's meters even when the top-up came from another process.
+
+import { AgriError } from "../../protocols/errors.js";
+import { fenToYuan } from "../../protocols/units.js";
+import { checkTopUp } from "../ledger/grants.js";
+import type { Ledger } from "../ledger/store/ledger.js";
+import type { Registry } from "../registry/registry.js";
+import { householdAccountId, openHouseholdAccount, villageCashAccountId } from "./accounts.js";
+
+export const PREPAID_ERROR_CODES = {
+  UNKNOWN_HOUSEHOLD: "PREPAID_UNKNOWN_HOUSEHOLD",
+  TOP_UP_REFUSED: "PREPAID_TOP_UP_REFUSED",
+} as const;
+
+export class PrepaidError extends AgriError {
+  constructor(code: (typeof PREPAID_ERROR_CODES)[keyof typeof PREPAID_ERROR_CODES], message: string) {
+    super(code, false, message);
+  }
+}
+
+/** ¥10,000 of stored credit: far above a season's pumping, low enough that a typo of extra zeros is refused. */
+export const DEFAULT_MAX_BALANCE_FEN = 1_000_000;
+
+export interface TopUpRequest {
+  readonly householdId: string;
+  readonly amountFen: number;
+  readonly officerId: string;
+  /** The paper receipt's number (or any id unique per household): a retry with the same id posts nothing twice. */
+  readonly receiptId: string;
+  readonly atMs: number;
+  readonly maxBalanceFen?: number;
+}
+
+export interface TopUpResult {
+  readonly postingId: number;
+  readonly duplicate: boolean;
+  readonly balanceFen: number;
+}
+
+export async function recordTopUp(ledger: Ledger, registry: Registry, request: TopUpRequest): Promise<TopUpResult> {
+  const household = registry.getHousehold(request.householdId);
+  if (household === undefined) throw new PrepaidError(PREPAID_ERROR_CODES.UNKNOWN_HOUSEHOLD, `no household ${request.householdId}`);
+  await openHouseholdAccount(ledger, household.villageId, household.householdId);
+  const accountId = householdAccountId(household.householdId);
+  const before = await ledger.balance(accountId);
+  const check = checkTopUp(before, request.amountFen, request.maxBalanceFen ?? DEFAULT_MAX_BALANCE_FEN);
+  if (!check.ok) {
+    throw new PrepaidError(
+      PREPAID_ERROR_CODES.TOP_UP_REFUSED,
+      check.reason === "not-positive" ? "a top-up must be more than ¥0.00" : `the balance would exceed the cap; at most ¥${fenToYuan(check.maxTopUpFen)} can be added now`,
+    );
+  }
+  const result = await ledger.post({
+    idempotencyKey: `top-up/${household.householdId}/${request.receiptId}`,
+    kind: "top-up",
+    lines: [
+      { accountId, amountFen: request.amountFen },
+      { accountId: villageCashAccountId(household.villageId), amountFen: -request.amountFen },
+    ],
+    memo: `cash top-up ¥${fenToYuan(request.amountFen)}, receipt ${request.receiptId}`,
+    actor: `officer:${request.officerId}`,
+    atMs: request.atMs,
+  });
+  registry.noteTopUp(household.householdId, result.postingId, request.atMs);
+  return { ...result, balanceFen: await ledger.balance(accountId) };
+}

@@ -1,0 +1,143 @@
+// The registry's schema as versioned migrations in its own table (registry_schema_migrations), so it can share one
+// SQLite file with the ledger (whose schema_migrations it never touches). Same rules as the ledger's: applied in
+// one BEGIN IMMEDIATE transaction, idempotent, refusing a file migrated by newer or other code. Never edit a
+// released migration: add the next one. STRICT tables keep a float out of every INTEGER column (invariant 1).
+
+import type Database from "better-sqlite3";
+import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
+
+export interface RegistryMigration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
+  {
+    version: 1,
+    name: "villages-households-gateways-meters-tariffs-grants",
+    sql: `
+CREATE TABLE registry_villages (
+  village_id    TEXT    PRIMARY KEY,
+  name          TEXT    NOT NULL,
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE registry_households (
+  household_id  TEXT    PRIMARY KEY,
+  village_id    TEXT    NOT NULL REFERENCES registry_villages (village_id),
+  name          TEXT    NOT NULL,
+  -- How far below zero the prepaid balance may run (DL/T 1490 透支), in fen.
+  overdraft_fen INTEGER NOT NULL DEFAULT 0 CHECK (overdraft_fen >= 0),
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+
+-- A gateway logs in with username = client id = gateway_id; secret_hash is secrets.ts's scrypt encoding.
+CREATE TABLE registry_gateways (
+  gateway_id    TEXT    PRIMARY KEY,
+  village_id    TEXT    REFERENCES registry_villages (village_id),
+  secret_hash   TEXT    NOT NULL,
+  enabled       INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE registry_cloud_clients (
+  username      TEXT    PRIMARY KEY,
+  role          TEXT    NOT NULL CHECK (role IN ('ingest', 'command')),
+  secret_hash   TEXT    NOT NULL,
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+
+-- A published version is immutable (tariff.ts): no UPDATE path exists in registry.ts.
+CREATE TABLE registry_tariffs (
+  tariff_id         TEXT    NOT NULL,
+  version           INTEGER NOT NULL CHECK (version >= 1),
+  effective_from_ms INTEGER NOT NULL CHECK (effective_from_ms >= 0),
+  prices_json       TEXT    NOT NULL,
+  created_at_ms     INTEGER NOT NULL,
+  PRIMARY KEY (tariff_id, version)
+) STRICT;
+
+-- meter_id is the edge's device id and, in this cloud, unique across gateways: the ledger keys charge state by it.
+CREATE TABLE registry_meters (
+  meter_id      TEXT    PRIMARY KEY,
+  gateway_id    TEXT    NOT NULL REFERENCES registry_gateways (gateway_id),
+  household_id  TEXT    NOT NULL REFERENCES registry_households (household_id),
+  tariff_id     TEXT    NOT NULL,
+  -- The register at commissioning (the charge baseline); NULL: the first billing reading sets it.
+  initial_wh    INTEGER CHECK (initial_wh IS NULL OR initial_wh >= 0),
+  reconnect     TEXT    NOT NULL DEFAULT 'automatic' CHECK (reconnect IN ('automatic', 'manual')),
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX registry_meters_by_household ON registry_meters (household_id);
+
+-- Every credit grant ever issued, written before it is published; grant_seq rises per meter (invariant 4).
+CREATE TABLE registry_grants (
+  meter_id      TEXT    NOT NULL REFERENCES registry_meters (meter_id),
+  grant_seq     INTEGER NOT NULL CHECK (grant_seq >= 1),
+  limit_wh      INTEGER NOT NULL CHECK (limit_wh >= 0),
+  register_wh   INTEGER NOT NULL CHECK (register_wh >= 0),
+  command_id    TEXT    NOT NULL UNIQUE,
+  gateway_id    TEXT    NOT NULL,
+  issued_at_ms  INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  ack_status    TEXT,
+  ack_reason    TEXT,
+  acked_at_ms   INTEGER,
+  PRIMARY KEY (meter_id, grant_seq)
+) STRICT;
+
+-- One row per top-up posted, so a serving cloud notices top-ups recorded by another process (the CLI) and re-grants.
+CREATE TABLE registry_topup_notices (
+  notice_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  household_id  TEXT    NOT NULL,
+  posting_id    INTEGER NOT NULL UNIQUE,
+  at_ms         INTEGER NOT NULL
+) STRICT;
+
+-- Uplinks that have no store of their own yet (birth, events, alarm, command acks): kept verbatim, idempotent on
+-- (gateway_id, kind, seq) because ingest delivers at least once.
+CREATE TABLE uplink_records (
+  gateway_id     TEXT    NOT NULL,
+  kind           TEXT    NOT NULL,
+  seq            INTEGER NOT NULL,
+  received_at_ms INTEGER NOT NULL,
+  json           TEXT    NOT NULL,
+  PRIMARY KEY (gateway_id, kind, seq)
+) STRICT;
+
+CREATE TABLE gateway_status (
+  gateway_id     TEXT    PRIMARY KEY,
+  state          TEXT    NOT NULL,
+  at             TEXT,
+  reason         TEXT,
+  received_at_ms INTEGER NOT NULL
+) STRICT;
+`,
+  },
+];
+
+export const REGISTRY_SCHEMA_VERSION = REGISTRY_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+export function migrateRegistry(db: Database.Database, nowMs: number): { fromVersion: number; toVersion: number } {
+  const run = db.transaction(() => {
+    db.exec("CREATE TABLE IF NOT EXISTS registry_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
+    const applied = db.prepare("SELECT version, name FROM registry_schema_migrations ORDER BY version").all() as { version: number; name: string }[];
+    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
+    if (fromVersion > REGISTRY_SCHEMA_VERSION) {
+      throw new RegistryError(C.SCHEMA_TOO_NEW, `the registry is at schema version ${fromVersion}; this code knows up to ${REGISTRY_SCHEMA_VERSION}`);
+    }
+    for (const row of applied) {
+      const mine = REGISTRY_MIGRATIONS.find((m) => m.version === row.version);
+      if (mine?.name !== row.name) throw new RegistryError(C.SCHEMA_MISMATCH, `registry schema version ${row.version} was applied as "${row.name}"`);
+    }
+    const insert = db.prepare("INSERT INTO registry_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
+    for (const m of REGISTRY_MIGRATIONS) {
+      if (m.version <= fromVersion) continue;
+      db.exec(m.sql);
+      insert.run(m.version, m.name, nowMs);
+    }
+    return { fromVersion, toVersion: Math.max(fromVersion, REGISTRY_SCHEMA_VERSION) };
+  });
+  return run.immediate();
+}

@@ -1,0 +1,380 @@
+// The cloud's registry on SQLite (better-sqlite3, WAL): villages, households, gateways and cloud clients (with scrypt
+// secret hashes), meters, versioned tariffs, the per-meter credit grants and their acks, top-up notices, and the
+// uplinks that have no store of their own yet. It may share one file with the ledger (its tables are prefixed and it
+// has its own migrations table). Inputs are checked with zod at this boundary and refused with a RegistryError
+// naming the field. Synchronous, like better-sqlite3: the broker reads a cached snapshot, never this per packet.
+
+import Database from "better-sqlite3";
+import { z } from "zod";
+import type { CloudClientRecord, CloudRole, GatewayRecord, RegistrySnapshot } from "../broker/policy.js";
+import { parseSecretHash } from "../broker/secrets.js";
+import { deviceIdSchema, gatewayIdSchema } from "../../protocols/mqtt/messages.js";
+import { issuesToText } from "../../protocols/validation.js";
+import { tariffScheduleSchema, tariffSchema, type Tariff } from "../ledger/tariff.js";
+import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
+import { migrateRegistry } from "./migrations.js";
+
+const entityIdSchema = deviceIdSchema;
+const nameSchema = z.string().min(1).max(200);
+
+export const villageInputSchema = z.strictObject({ villageId: entityIdSchema, name: nameSchema });
+export const householdInputSchema = z.strictObject({
+  householdId: entityIdSchema,
+  villageId: entityIdSchema,
+  name: nameSchema,
+  overdraftFen: z.int().min(0).max(1_000_000).default(0),
+});
+export const gatewayInputSchema = z.strictObject({
+  gatewayId: gatewayIdSchema,
+  villageId: entityIdSchema.optional(),
+  secretHash: z.string().min(1),
+  enabled: z.boolean().default(true),
+});
+export const cloudClientInputSchema = z.strictObject({
+  username: gatewayIdSchema,
+  role: z.enum(["ingest", "command"]),
+  secretHash: z.string().min(1),
+});
+export const meterInputSchema = z.strictObject({
+  meterId: deviceIdSchema,
+  gatewayId: gatewayIdSchema,
+  householdId: entityIdSchema,
+  tariffId: z.string().min(1).max(64),
+  initialWh: z.int().nonnegative().optional(),
+  reconnect: z.enum(["automatic", "manual"]).default("automatic"),
+});
+
+export type VillageInput = z.input<typeof villageInputSchema>;
+export type HouseholdInput = z.input<typeof householdInputSchema>;
+export type GatewayInput = z.input<typeof gatewayInputSchema>;
+export type CloudClientInput = z.input<typeof cloudClientInputSchema>;
+export type MeterInput = z.input<typeof meterInputSchema>;
+
+export interface Household {
+  readonly householdId: string;
+  readonly villageId: string;
+  readonly name: string;
+  readonly overdraftFen: number;
+}
+
+export interface Meter {
+  readonly meterId: string;
+  readonly gatewayId: string;
+  readonly householdId: string;
+  readonly tariffId: string;
+  readonly initialWh?: number;
+  readonly reconnect: "automatic" | "manual";
+}
+
+export interface GrantRecord {
+  readonly meterId: string;
+  readonly grantSeq: number;
+  readonly limitWh: number;
+  /** The register the grant was sized from (the last charged reading). */
+  readonly registerWh: number;
+  readonly commandId: string;
+  readonly gatewayId: string;
+  readonly issuedAtMs: number;
+  readonly expiresAtMs: number;
+  readonly ackStatus?: string;
+  readonly ackReason?: string;
+}
+
+export interface NewGrant {
+  readonly meterId: string;
+  readonly limitWh: number;
+  readonly registerWh: number;
+  readonly commandId: string;
+  readonly gatewayId: string;
+  readonly issuedAtMs: number;
+  readonly expiresAtMs: number;
+}
+
+export interface TopUpNotice {
+  readonly noticeId: number;
+  readonly householdId: string;
+  readonly postingId: number;
+}
+
+export interface Registry {
+  readonly path: string;
+  addVillage(input: VillageInput): void;
+  addHousehold(input: HouseholdInput): Household;
+  getHousehold(householdId: string): Household | undefined;
+  addGateway(input: GatewayInput): void;
+  setGatewayEnabled(gatewayId: string, enabled: boolean): void;
+  setGatewaySecret(gatewayId: string, secretHash: string): void;
+  /** Insert or replace a cloud client's role and secret hash. */
+  putCloudClient(input: CloudClientInput): void;
+  /** Publish a tariff version; the schedule with it must still pass tariffScheduleSchema. Versions are immutable. */
+  addTariff(tariff: Tariff): void;
+  tariffSchedule(tariffId: string): Tariff[];
+  addMeter(input: MeterInput): Meter;
+  getMeter(meterId: string): Meter | undefined;
+  metersOfHousehold(householdId: string): Meter[];
+  lastGrant(meterId: string): GrantRecord | undefined;
+  /** Allocates the next grant_seq for the meter and stores the grant, in one transaction. */
+  recordGrant(grant: NewGrant): GrantRecord;
+  /** Returns the grant the ack answers, or undefined when the command id is not a grant's. */
+  recordCommandAck(commandId: string, status: string, reason: string | undefined, atMs: number): GrantRecord | undefined;
+  noteTopUp(householdId: string, postingId: number, atMs: number): void;
+  topUpNoticesAfter(noticeId: number): TopUpNotice[];
+  recordUplink(gatewayId: string, kind: string, seq: number, json: unknown, atMs: number): void;
+  setGatewayStatus(gatewayId: string, state: string, at: string | undefined, reason: string | undefined, atMs: number): void;
+  gatewayStatus(gatewayId: string): { state: string; at?: string } | undefined;
+  countUplinks(gatewayId: string, kind: string): number;
+  /** The broker's view: every gateway (enabled or not) and every registered cloud client. */
+  snapshot(): RegistrySnapshot;
+  close(): void;
+}
+
+export interface RegistryOptions {
+  readonly path: string;
+  readonly now?: () => number;
+  readonly busyTimeoutMs?: number;
+}
+
+function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw new RegistryError(C.INVALID, `${what} is invalid:\n${issuesToText(result.error.issues)}`);
+  return result.data;
+}
+
+function checkHash(secretHash: string): void {
+  try {
+    parseSecretHash(secretHash);
+  } catch (error) {
+    throw new RegistryError(C.INVALID, `secretHash: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function uniqueViolation(error: unknown): boolean {
+  return error instanceof Error && "code" in error && (error.code === "SQLITE_CONSTRAINT_PRIMARYKEY" || error.code === "SQLITE_CONSTRAINT_UNIQUE");
+}
+
+interface MeterRow {
+  meter_id: string;
+  gateway_id: string;
+  household_id: string;
+  tariff_id: string;
+  initial_wh: number | null;
+  reconnect: "automatic" | "manual";
+}
+interface GrantRow {
+  meter_id: string;
+  grant_seq: number;
+  limit_wh: number;
+  register_wh: number;
+  command_id: string;
+  gateway_id: string;
+  issued_at_ms: number;
+  expires_at_ms: number;
+  ack_status: string | null;
+  ack_reason: string | null;
+}
+
+function toMeter(r: MeterRow): Meter {
+  const base = { meterId: r.meter_id, gatewayId: r.gateway_id, householdId: r.household_id, tariffId: r.tariff_id, reconnect: r.reconnect };
+  return r.initial_wh === null ? base : { ...base, initialWh: r.initial_wh };
+}
+
+function toGrant(r: GrantRow): GrantRecord {
+  return {
+    meterId: r.meter_id,
+    grantSeq: r.grant_seq,
+    limitWh: r.limit_wh,
+    registerWh: r.register_wh,
+    commandId: r.command_id,
+    gatewayId: r.gateway_id,
+    issuedAtMs: r.issued_at_ms,
+    expiresAtMs: r.expires_at_ms,
+    ...(r.ack_status === null ? {} : { ackStatus: r.ack_status }),
+    ...(r.ack_reason === null ? {} : { ackReason: r.ack_reason }),
+  };
+}
+
+export function openRegistry(options: RegistryOptions): Registry {
+  const now = options.now ?? Date.now;
+  const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
+  try {
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    db.pragma("foreign_keys = ON");
+    migrateRegistry(db, now());
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+
+  const q = {
+    household: db.prepare<[string], { household_id: string; village_id: string; name: string; overdraft_fen: number }>(
+      "SELECT household_id, village_id, name, overdraft_fen FROM registry_households WHERE household_id = ?",
+    ),
+    village: db.prepare<[string], { village_id: string }>("SELECT village_id FROM registry_villages WHERE village_id = ?"),
+    gateway: db.prepare<[string], { gateway_id: string }>("SELECT gateway_id FROM registry_gateways WHERE gateway_id = ?"),
+    gateways: db.prepare<[], { gateway_id: string; secret_hash: string; enabled: number }>("SELECT gateway_id, secret_hash, enabled FROM registry_gateways"),
+    cloudClients: db.prepare<[], { username: string; role: CloudRole; secret_hash: string }>("SELECT username, role, secret_hash FROM registry_cloud_clients"),
+    tariffs: db.prepare<[string], { tariff_id: string; version: number; effective_from_ms: number; prices_json: string }>(
+      "SELECT tariff_id, version, effective_from_ms, prices_json FROM registry_tariffs WHERE tariff_id = ? ORDER BY version",
+    ),
+    meter: db.prepare<[string], MeterRow>("SELECT meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect FROM registry_meters WHERE meter_id = ?"),
+    metersOf: db.prepare<[string], MeterRow>(
+      "SELECT meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect FROM registry_meters WHERE household_id = ? ORDER BY meter_id",
+    ),
+    lastGrant: db.prepare<[string], GrantRow>("SELECT * FROM registry_grants WHERE meter_id = ? ORDER BY grant_seq DESC LIMIT 1"),
+    grantByCommand: db.prepare<[string], GrantRow>("SELECT * FROM registry_grants WHERE command_id = ?"),
+  };
+
+  function requireRow(found: unknown, what: string): void {
+    if (found === undefined) throw new RegistryError(C.UNKNOWN, `no ${what}`);
+  }
+
+  function insert(sql: string, params: unknown[], what: string): void {
+    try {
+      db.prepare(sql).run(...params);
+    } catch (error) {
+      if (uniqueViolation(error)) throw new RegistryError(C.EXISTS, `${what} already exists`);
+      throw error;
+    }
+  }
+
+  function schedule(tariffId: string): Tariff[] {
+    return q.tariffs.all(tariffId).map((r) => parse(tariffSchema, { tariffId: r.tariff_id, version: r.version, effectiveFrom: r.effective_from_ms, prices: JSON.parse(r.prices_json) as unknown }, `stored tariff ${r.tariff_id}@v${r.version}`));
+  }
+
+  const recordGrantTx = db.transaction((g: NewGrant): GrantRecord => {
+    const last = q.lastGrant.get(g.meterId);
+    const grantSeq = (last?.grant_seq ?? 0) + 1;
+    db.prepare(
+      "INSERT INTO registry_grants (meter_id, grant_seq, limit_wh, register_wh, command_id, gateway_id, issued_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(g.meterId, grantSeq, g.limitWh, g.registerWh, g.commandId, g.gatewayId, g.issuedAtMs, g.expiresAtMs);
+    return { ...g, grantSeq };
+  });
+
+  return {
+    path: options.path,
+    addVillage(input) {
+      const v = parse(villageInputSchema, input, "village");
+      insert("INSERT INTO registry_villages (village_id, name, created_at_ms) VALUES (?, ?, ?)", [v.villageId, v.name, now()], `village ${v.villageId}`);
+    },
+    addHousehold(input) {
+      const h = parse(householdInputSchema, input, "household");
+      requireRow(q.village.get(h.villageId), `village ${h.villageId}`);
+      insert(
+        "INSERT INTO registry_households (household_id, village_id, name, overdraft_fen, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        [h.householdId, h.villageId, h.name, h.overdraftFen, now()],
+        `household ${h.householdId}`,
+      );
+      return h;
+    },
+    getHousehold(householdId) {
+      const r = q.household.get(householdId);
+      return r === undefined ? undefined : { householdId: r.household_id, villageId: r.village_id, name: r.name, overdraftFen: r.overdraft_fen };
+    },
+    addGateway(input) {
+      const g = parse(gatewayInputSchema, input, "gateway");
+      checkHash(g.secretHash);
+      if (g.villageId !== undefined) requireRow(q.village.get(g.villageId), `village ${g.villageId}`);
+      insert(
+        "INSERT INTO registry_gateways (gateway_id, village_id, secret_hash, enabled, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        [g.gatewayId, g.villageId ?? null, g.secretHash, g.enabled ? 1 : 0, now()],
+        `gateway ${g.gatewayId}`,
+      );
+    },
+    setGatewayEnabled(gatewayId, enabled) {
+      const changes = db.prepare("UPDATE registry_gateways SET enabled = ? WHERE gateway_id = ?").run(enabled ? 1 : 0, gatewayId).changes;
+      if (changes === 0) throw new RegistryError(C.UNKNOWN, `no gateway ${gatewayId}`);
+    },
+    setGatewaySecret(gatewayId, secretHash) {
+      checkHash(secretHash);
+      const changes = db.prepare("UPDATE registry_gateways SET secret_hash = ? WHERE gateway_id = ?").run(secretHash, gatewayId).changes;
+      if (changes === 0) throw new RegistryError(C.UNKNOWN, `no gateway ${gatewayId}`);
+    },
+    putCloudClient(input) {
+      const c = parse(cloudClientInputSchema, input, "cloud client");
+      checkHash(c.secretHash);
+      db.prepare(
+        `INSERT INTO registry_cloud_clients (username, role, secret_hash, created_at_ms) VALUES (?, ?, ?, ?)
+         ON CONFLICT (username) DO UPDATE SET role = excluded.role, secret_hash = excluded.secret_hash`,
+      ).run(c.username, c.role, c.secretHash, now());
+    },
+    addTariff(tariff) {
+      const t = parse(tariffSchema, tariff, "tariff");
+      parse(tariffScheduleSchema, [...schedule(t.tariffId), t], `tariff schedule ${t.tariffId} with v${t.version}`);
+      insert(
+        "INSERT INTO registry_tariffs (tariff_id, version, effective_from_ms, prices_json, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        [t.tariffId, t.version, t.effectiveFrom, JSON.stringify(t.prices), now()],
+        `tariff ${t.tariffId}@v${t.version}`,
+      );
+    },
+    tariffSchedule: schedule,
+    addMeter(input) {
+      const m = parse(meterInputSchema, input, "meter");
+      requireRow(q.gateway.get(m.gatewayId), `gateway ${m.gatewayId}`);
+      requireRow(q.household.get(m.householdId), `household ${m.householdId}`);
+      if (schedule(m.tariffId).length === 0) throw new RegistryError(C.UNKNOWN, `no tariff ${m.tariffId}`);
+      insert(
+        "INSERT INTO registry_meters (meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [m.meterId, m.gatewayId, m.householdId, m.tariffId, m.initialWh ?? null, m.reconnect, now()],
+        `meter ${m.meterId}`,
+      );
+      return toMeter({ meter_id: m.meterId, gateway_id: m.gatewayId, household_id: m.householdId, tariff_id: m.tariffId, initial_wh: m.initialWh ?? null, reconnect: m.reconnect });
+    },
+    getMeter(meterId) {
+      const r = q.meter.get(meterId);
+      return r === undefined ? undefined : toMeter(r);
+    },
+    metersOfHousehold: (householdId) => q.metersOf.all(householdId).map(toMeter),
+    lastGrant(meterId) {
+      const r = q.lastGrant.get(meterId);
+      return r === undefined ? undefined : toGrant(r);
+    },
+    recordGrant: (grant) => recordGrantTx.immediate(grant),
+    recordCommandAck(commandId, status, reason, atMs) {
+      const row = q.grantByCommand.get(commandId);
+      if (row === undefined) return undefined;
+      // The final word wins: "done" / "rejected" / "failed" after "accepted", never the other way round.
+      const final = status !== "accepted";
+      db.prepare(
+        `UPDATE registry_grants SET ack_status = ?, ack_reason = ?, acked_at_ms = ?
+          WHERE command_id = ? AND (? OR ack_status IS NULL OR ack_status = 'accepted')`,
+      ).run(status, reason ?? null, atMs, commandId, final ? 1 : 0);
+      return toGrant(q.grantByCommand.get(commandId) ?? row);
+    },
+    noteTopUp(householdId, postingId, atMs) {
+      db.prepare("INSERT OR IGNORE INTO registry_topup_notices (household_id, posting_id, at_ms) VALUES (?, ?, ?)").run(householdId, postingId, atMs);
+    },
+    topUpNoticesAfter(noticeId) {
+      return db
+        .prepare<[number], { notice_id: number; household_id: string; posting_id: number }>(
+          "SELECT notice_id, household_id, posting_id FROM registry_topup_notices WHERE notice_id > ? ORDER BY notice_id",
+        )
+        .all(noticeId)
+        .map((r) => ({ noticeId: r.notice_id, householdId: r.household_id, postingId: r.posting_id }));
+    },
+    recordUplink(gatewayId, kind, seq, json, atMs) {
+      db.prepare("INSERT OR IGNORE INTO uplink_records (gateway_id, kind, seq, received_at_ms, json) VALUES (?, ?, ?, ?, ?)").run(gatewayId, kind, seq, atMs, JSON.stringify(json));
+    },
+    setGatewayStatus(gatewayId, state, at, reason, atMs) {
+      db.prepare(
+        `INSERT INTO gateway_status (gateway_id, state, at, reason, received_at_ms) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (gateway_id) DO UPDATE SET state = excluded.state, at = excluded.at, reason = excluded.reason, received_at_ms = excluded.received_at_ms`,
+      ).run(gatewayId, state, at ?? null, reason ?? null, atMs);
+    },
+    gatewayStatus(gatewayId) {
+      const r = db.prepare<[string], { state: string; at: string | null }>("SELECT state, at FROM gateway_status WHERE gateway_id = ?").get(gatewayId);
+      return r === undefined ? undefined : r.at === null ? { state: r.state } : { state: r.state, at: r.at };
+    },
+    countUplinks(gatewayId, kind) {
+      return db.prepare<[string, string], { n: number }>("SELECT COUNT(*) AS n FROM uplink_records WHERE gateway_id = ? AND kind = ?").get(gatewayId, kind)?.n ?? 0;
+    },
+    snapshot() {
+      const gateways = new Map<string, GatewayRecord>(q.gateways.all().map((r) => [r.gateway_id, { secretHash: r.secret_hash, enabled: r.enabled === 1 }]));
+      const cloudClients = new Map<string, CloudClientRecord>(q.cloudClients.all().map((r) => [r.username, { secretHash: r.secret_hash, role: r.role }]));
+      return { gateways, cloudClients };
+    },
+    close() {
+      if (db.open) db.close();
+    },
+  };
+}
