@@ -226,7 +226,16 @@ export class Uplink {
         setTimeout(resolve, 1000);
       });
     }
-    await new Promise<void>((resolve) => client.end(!graceful, {}, () => resolve()));
+    // A graceful end waits for in-flight messages; with no connection (broker gone or refusing us) it would wait
+    // forever, so end by force then, and force anyway after two seconds. Unacknowledged messages stay in the outbox.
+    const force = !graceful || !this.stats.connected;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
+      client.end(force, {}, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     this.flushAcks();
   }
 }

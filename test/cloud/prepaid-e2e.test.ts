@@ -110,7 +110,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Bounded: after the broker refused the gateway mid-session (the last test), the edge's graceful stop can wait
   // for ever on mqtt.js's end() (reported to the edge owner); the cloud and the simulator must still be stopped.
-  await settleWithin(runner?.stop() ?? Promise.resolve(), 5_000, "EdgeRunner.stop()").catch((error: unknown) => console.warn(String(error)));
+  await settleWithin(runner?.stop() ?? Promise.resolve(), 5_000, "EdgeRunner.stop()");
   await cloud?.stop();
   await sim?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
