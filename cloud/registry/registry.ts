@@ -4,7 +4,7 @@
 // has its own migrations table). Inputs are checked with zod at this boundary and refused with a RegistryError
 // naming the field. Synchronous, like better-sqlite3: the broker reads a cached snapshot, never this per packet.
 
-import Database from "better-sqlite3";
+import { openDurableDatabase } from "../sqlite.js";
 import { z } from "zod";
 import type { CloudClientRecord, CloudRole, GatewayRecord, RegistrySnapshot } from "../broker/policy.js";
 import { parseSecretHash } from "../broker/secrets.js";
@@ -195,16 +195,7 @@ function toGrant(r: GrantRow): GrantRecord {
 
 export function openRegistry(options: RegistryOptions): Registry {
   const now = options.now ?? Date.now;
-  const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
-  try {
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = FULL");
-    db.pragma("foreign_keys = ON");
-    migrateRegistry(db, now());
-  } catch (error) {
-    db.close();
-    throw error;
-  }
+  const db = openDurableDatabase(options.path, options.busyTimeoutMs ?? 10_000, (d) => migrateRegistry(d, now()));
 
   const q = {
     household: db.prepare<[string], { household_id: string; village_id: string; name: string; overdraft_fen: number }>(

@@ -6,7 +6,7 @@
 // "PRAGMA synchronous": in WAL mode NORMAL may lose the last transactions on power loss). foreign_keys=ON makes a
 // line naming an unknown account fail inside the transaction even if the explicit check were bypassed.
 
-import Database from "better-sqlite3";
+import { openDurableDatabase } from "../../sqlite.js";
 import type { MeterChargeState } from "../charges.js";
 import {
   checkAccount,
@@ -77,16 +77,7 @@ function settle<T>(body: () => T): Promise<T> {
 
 export function openSqliteLedger(options: SqliteLedgerOptions): SqliteLedger {
   const now = options.now ?? Date.now;
-  const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 10_000 });
-  try {
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = FULL");
-    db.pragma("foreign_keys = ON");
-    migrate(db, now());
-  } catch (error) {
-    db.close();
-    throw error;
-  }
+  const db = openDurableDatabase(options.path, options.busyTimeoutMs ?? 10_000, (d) => migrate(d, now()));
 
   const q = {
     accountById: db.prepare<[string], AccountRow>("SELECT account_id, kind, village_id, household_id FROM ledger_accounts WHERE account_id = ?"),
