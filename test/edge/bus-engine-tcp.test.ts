@@ -11,14 +11,13 @@ import type { FaultInput } from "../../firmware-sim/modbus/faults.js";
 import type { FireSensorModel } from "../../firmware-sim/models/fire-sensor.js";
 import type { MeterModel } from "../../firmware-sim/models/meter.js";
 import { builtInProfileMap, type ScenarioInput } from "../../firmware-sim/scenario.js";
-import { BusEngine, type BusEngineEvents, type BusEngineOptions, type PolledDevice } from "../../edge/modbus/bus-engine.js";
+import { BusEngine, type BusEngineOptions, type PolledDevice } from "../../edge/modbus/bus-engine.js";
 import { ModbusError, ModbusExceptionError, ModbusFrameError, ModbusPortError, ModbusTimeoutError } from "../../edge/modbus/errors.js";
 import { planReads } from "../../edge/modbus/read-planner.js";
 import { nextPollDelayMs } from "../../edge/modbus/schedule.js";
 import { TcpTransport } from "../../edge/modbus/tcp-transport.js";
-import type { ModbusAnswer, ModbusTransport, RequestOptions } from "../../edge/modbus/transport.js";
-import type { PointReading } from "../../protocols/codec/point-codec.js";
 import type { ModbusRequest } from "../../protocols/modbus/pdu.js";
+import { Recorder, RecordingTransport, until } from "./fixtures/bus-recording.js";
 import { settleWithin, startField, type RunningField } from "../harness/programs.js";
 
 const BUS = "tcp";
@@ -56,88 +55,6 @@ afterAll(async () => {
 });
 
 // ─── harness: a recording wrapper around the real transport, the engine's events, bounded waits ──────────────────
-
-interface Sent {
-  readonly unitId: number;
-  readonly fc: number;
-  readonly address: number;
-  readonly atMs: number;
-  /** "ok", the error, or undefined while in flight. */
-  outcome: "ok" | Error | undefined;
-}
-
-/** Passes every request to the real transport and logs it: which unit, which function code, in which order. */
-class RecordingTransport implements ModbusTransport {
-  readonly sent: Sent[] = [];
-  constructor(readonly inner: ModbusTransport) {}
-  async request(unitId: number, req: ModbusRequest, opts: RequestOptions): Promise<ModbusAnswer> {
-    const entry: Sent = { unitId, fc: req.fc, address: req.address, atMs: Date.now(), outcome: undefined };
-    this.sent.push(entry);
-    try {
-      const answer = await this.inner.request(unitId, req, opts);
-      entry.outcome = "ok";
-      return answer;
-    } catch (err) {
-      entry.outcome = err as Error;
-      throw err;
-    }
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-  isOpen(): boolean {
-    return this.inner.isOpen();
-  }
-  describe(): string {
-    return this.inner.describe();
-  }
-  to(unitId: number): Sent[] {
-    return this.sent.filter((s) => s.unitId === unitId);
-  }
-}
-
-interface PollRecord {
-  readonly deviceId: string;
-  readonly atMs: number;
-  readonly startedAtMs: number | undefined;
-  readonly readings: readonly PointReading[] | undefined;
-  readonly error: ModbusError | undefined;
-}
-
-class Recorder implements BusEngineEvents {
-  readonly polls: PollRecord[] = [];
-  readonly health: { deviceId: string; online: boolean; consecutiveFailures: number; atMs: number }[] = [];
-  onReadings(device: PolledDevice, readings: readonly PointReading[], atMs: number, _latencyMs: number, startedAtMs: number): void {
-    this.polls.push({ deviceId: device.id, atMs, startedAtMs, readings, error: undefined });
-  }
-  onPollFailed(device: PolledDevice, error: ModbusError, atMs: number): void {
-    this.polls.push({ deviceId: device.id, atMs, startedAtMs: undefined, readings: undefined, error });
-  }
-  onHealthChange(device: PolledDevice, online: boolean, health: { consecutiveFailures: number }, _lastError: ModbusError | undefined, atMs: number): void {
-    this.health.push({ deviceId: device.id, online, consecutiveFailures: health.consecutiveFailures, atMs });
-  }
-  ok(deviceId: string, sinceMs = 0): PollRecord[] {
-    return this.polls.filter((p) => p.deviceId === deviceId && p.readings !== undefined && p.atMs >= sinceMs);
-  }
-  failed(deviceId: string, sinceMs = 0): PollRecord[] {
-    return this.polls.filter((p) => p.deviceId === deviceId && p.error !== undefined && p.atMs >= sinceMs);
-  }
-  of(deviceId: string): PollRecord[] {
-    return this.polls.filter((p) => p.deviceId === deviceId);
-  }
-  latest(deviceId: string, pointId: string): PointReading | undefined {
-    return this.ok(deviceId).at(-1)?.readings?.find((r) => r.pointId === pointId);
-  }
-}
-
-/** Wait until `check` holds, polling every 20 ms; fail with `what` after `timeoutMs` instead of hanging. */
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const profiles = builtInProfileMap();
 
