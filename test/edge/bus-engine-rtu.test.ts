@@ -7,14 +7,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { applyDeviceAction } from "../../firmware-sim/control.js";
 import type { FaultInput } from "../../firmware-sim/modbus/faults.js";
-import type { FireSensorModel } from "../../firmware-sim/models/fire-sensor.js";
 import type { MeterModel } from "../../firmware-sim/models/meter.js";
 import { builtInProfileMap, type ScenarioInput } from "../../firmware-sim/scenario.js";
 import { BusEngine, type BusEngineOptions, type PolledDevice } from "../../edge/modbus/bus-engine.js";
 import { ModbusError, ModbusExceptionError, ModbusFrameError, ModbusPortError, ModbusTimeoutError } from "../../edge/modbus/errors.js";
 import { planReads } from "../../edge/modbus/read-planner.js";
 import { RtuTransport } from "../../edge/modbus/rtu-transport.js";
-import { nextPollDelayMs } from "../../edge/modbus/schedule.js";
+import { commonBusBehaviours, DEVICES, type BusDeviceKey } from "./fixtures/bus-behaviours.js";
 import { Recorder, RecordingTransport, until } from "./fixtures/bus-recording.js";
 import { requireProgram, settleWithin, startField, tempPath, type RunningField } from "../harness/programs.js";
 
@@ -24,14 +23,7 @@ const SDM_IMPORT_WH = 1_234_567; // 1234.567 kWh, stored by the SDM120 as an f32
 const POLL_MS = 200;
 /** A pty answers in a few milliseconds; 250 ms is far above that and still cheap when a device is dead. */
 const TIMEOUT_MS = 250;
-const DEVICES = {
-  sdm: { id: "sdm-1", unit: 1, profile: "eastron-sdm120" },
-  fire: { id: "fire-2", unit: 2, profile: "agri-fire-node" },
-  ddsA: { id: "dds-3", unit: 3, profile: "hiking-dds238-2-zn" },
-  ddsB: { id: "dds-4", unit: 4, profile: "hiking-dds238-2-zn" },
-  ddsC: { id: "dds-5", unit: 5, profile: "hiking-dds238-2-zn" },
-} as const;
-type DeviceKey = keyof typeof DEVICES;
+type DeviceKey = BusDeviceKey;
 
 let running: RunningField;
 
@@ -117,96 +109,14 @@ const meter = (key: DeviceKey): MeterModel => running.field.requireDevice(DEVICE
 // ─── the behaviours ──────────────────────────────────────────────────────────────────────────────────────────────
 
 describe("BusEngine over Modbus RTU on a pty", () => {
-  it("polls an SDM120 and a fire node and decodes readings that match the simulated devices", async () => {
-    const { events } = startRig([polled("sdm", "meter", POLL_MS), polled("fire", "fire-sensor", POLL_MS)]);
-    await until(() => events.ok(DEVICES.sdm.id).length >= 2 && events.ok(DEVICES.fire.id).length >= 2, 10_000, "two good polls of each device");
-
-    const sdm = events.ok(DEVICES.sdm.id).at(-1)?.readings ?? [];
-    expect(sdm.map((r) => r.pointId).sort()).toEqual(profiles.get(DEVICES.sdm.profile)?.points.map((p) => p.id).sort());
-    expect(sdm.every((r) => r.ok)).toBe(true);
-    const importKwh = events.latest(DEVICES.sdm.id, "importEnergy");
-    // f32 holds 1234.567 as 1234.5670166…: equal to the model's register to within the float's resolution.
-    expect(importKwh?.ok && importKwh.value).toBeCloseTo(meter("sdm").importRegisterWh / 1000, 3);
-    const voltage = events.latest(DEVICES.sdm.id, "voltage");
-    expect(voltage?.ok && voltage.value).toBeGreaterThan(220);
-    expect(voltage?.ok && voltage.value).toBeLessThan(240);
-
-    const node = running.field.requireDevice(DEVICES.fire.id) as FireSensorModel;
-    const fire = events.ok(DEVICES.fire.id).at(-1)?.readings ?? [];
-    expect(fire.every((r) => r.ok)).toBe(true);
-    const value = (pointId: string): number | undefined => {
-      const r = fire.find((x) => x.pointId === pointId);
-      return r?.ok ? r.value : undefined;
-    };
-    expect(value("battery")).toBe(Math.round(node.batteryMv));
-    expect(value("temperature")).toBeCloseTo(node.temperatureC, 1);
-    expect(value("humidity")).toBeCloseTo(node.humidityPct, 1);
-    expect(value("smokeAlarm")).toBe(0);
-    expect(value("heatAlarm")).toBe(0);
-  });
-
-  it("serves a fire sensor before meters that fell due earlier", async () => {
-    const slowMs = 400; // below the timeout: a slow but healthy meter that holds the line for a while
-    fault("ddsA", { kind: "slow", delayMs: slowMs });
-    // Meters first, fire sensor last, all due at once, and intervals so long that only pollSoon() triggers polls.
-    const { engine, wire } = startRig([polled("ddsA", "meter", 60_000), polled("ddsB", "meter", 60_000), polled("fire", "fire-sensor", 60_000)], { timeoutMs: 2000 });
-    await until(() => wire.sent.length >= 4 && wire.sent.every((s) => s.outcome === "ok"), 10_000, "the first poll of every device");
-    expect(wire.sent[0]?.unitId).toBe(DEVICES.fire.unit);
-
-    let rounds = 0;
-    for (let attempt = 0; rounds < 3 && attempt < 10; attempt++) {
-      const from = wire.sent.length;
-      engine.pollSoon(DEVICES.ddsA.id);
-      await until(() => wire.sent.length > from, 5000, "the slow meter's request");
-      // While the slow meter's transaction holds the line, the other meter falls due first, then the fire sensor.
-      engine.pollSoon(DEVICES.ddsB.id);
-      await sleep(2);
-      engine.pollSoon(DEVICES.fire.id);
-      const overlapped = wire.sent[from]?.outcome === undefined;
-      await until(() => wire.sent.length >= from + 4 && wire.sent.every((s) => s.outcome !== undefined), 5000, `the polls of round ${attempt}`);
-      if (!overlapped) continue; // the machine stalled past the slow answer: this round shows nothing
-      expect(wire.sent.slice(from).map((s) => s.unitId), `round ${attempt}`).toEqual([DEVICES.ddsA.unit, DEVICES.fire.unit, DEVICES.fire.unit, DEVICES.ddsB.unit]);
-      rounds++;
-    }
-    expect(rounds).toBe(3);
-  });
-
-  it("takes a dead device offline after N failed polls and backs off while a healthy device keeps its poll rate", async () => {
-    running.field.setAlive(DEVICES.ddsA.id, false);
-    const policy = BASE_OPTIONS.health;
-    const { events, wire } = startRig([polled("ddsA", "meter", POLL_MS), polled("sdm", "meter", POLL_MS)]);
-    await until(() => events.health.some((h) => h.deviceId === DEVICES.ddsA.id && !h.online), 10_000, "the dead device going offline");
-    const offline = events.health.find((h) => h.deviceId === DEVICES.ddsA.id);
-    expect(offline).toMatchObject({ online: false, consecutiveFailures: policy.offlineAfterFailures });
-    expect(events.failed(DEVICES.ddsA.id)).toHaveLength(policy.offlineAfterFailures);
-    expect(events.failed(DEVICES.ddsA.id).every((p) => p.error instanceof ModbusTimeoutError)).toBe(true);
-
-    const windowStart = Date.now();
-    const windowMs = 4000;
-    await sleep(windowMs);
-    const healthy = events.ok(DEVICES.sdm.id, windowStart).length;
-    expect(healthy).toBeGreaterThanOrEqual(Math.ceil(0.7 * (windowMs / POLL_MS)));
-    expect(events.health.filter((h) => h.deviceId === DEVICES.sdm.id)).toEqual([]);
-
-    // Each further poll of the dead device comes no sooner than the back-off schedule allows.
-    const starts = wire.to(DEVICES.ddsA.unit).map((s) => s.atMs);
-    expect(starts.length).toBeGreaterThan(policy.offlineAfterFailures);
-    for (let i = policy.offlineAfterFailures; i < starts.length; i++) {
-      const delay = nextPollDelayMs({ consecutiveFailures: i, online: false }, POLL_MS, policy);
-      expect((starts[i] as number) - (starts[i - 1] as number), `gap before dead poll ${i + 1}`).toBeGreaterThanOrEqual(delay - 2);
-    }
-    expect(wire.to(DEVICES.ddsA.unit).filter((s) => s.atMs >= windowStart).length).toBeLessThan(healthy / 2);
-  });
-
-  it("brings a revived device back online at its next poll", async () => {
-    running.field.setAlive(DEVICES.ddsA.id, false);
-    const { events, wire } = startRig([polled("ddsA", "meter", POLL_MS)], { health: { offlineAfterFailures: 2, offlinePollMaxMs: 800 } });
-    await until(() => events.health.some((h) => !h.online), 10_000, "the device going offline");
-    running.field.setAlive(DEVICES.ddsA.id, true);
-    const revivedAt = Date.now();
-    await until(() => events.health.some((h) => h.online), 10_000, "the device coming back online");
-    expect(events.health.map((h) => h.online)).toEqual([false, true]);
-    expect(wire.to(DEVICES.ddsA.unit).find((s) => s.atMs > revivedAt)?.outcome).toBe("ok");
+  commonBusBehaviours({
+    field: () => running.field,
+    startRig,
+    polled,
+    fault,
+    meter,
+    baseOptions: BASE_OPTIONS,
+    pollMs: POLL_MS,
   });
 
   it("does not let a device that answers after the timeout starve the others", async () => {
