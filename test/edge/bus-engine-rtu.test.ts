@@ -8,13 +8,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { applyDeviceAction } from "../../firmware-sim/control.js";
 import type { FaultInput } from "../../firmware-sim/modbus/faults.js";
 import type { MeterModel } from "../../firmware-sim/models/meter.js";
-import { builtInProfileMap, type ScenarioInput } from "../../firmware-sim/scenario.js";
-import { BusEngine, type BusEngineOptions, type PolledDevice } from "../../edge/modbus/bus-engine.js";
+import type { ScenarioInput } from "../../firmware-sim/scenario.js";
+import type { BusEngineOptions, PolledDevice } from "../../edge/modbus/bus-engine.js";
 import { ModbusError, ModbusExceptionError, ModbusFrameError, ModbusPortError, ModbusTimeoutError } from "../../edge/modbus/errors.js";
-import { planReads } from "../../edge/modbus/read-planner.js";
 import { RtuTransport } from "../../edge/modbus/rtu-transport.js";
-import { commonBusBehaviours, DEVICES, type BusDeviceKey } from "./fixtures/bus-behaviours.js";
-import { Recorder, RecordingTransport, until } from "./fixtures/bus-recording.js";
+import { baseBusOptions, commonBusBehaviours, DEVICES, polledDevice, startRecordedEngine, type BusDeviceKey, type BusRig } from "./fixtures/bus-behaviours.js";
+import { until } from "./fixtures/bus-recording.js";
 import { requireProgram, settleWithin, startField, tempPath, type RunningField } from "../harness/programs.js";
 
 const BUS = "rtu";
@@ -51,39 +50,18 @@ afterAll(async () => {
 
 // ─── harness: a recording wrapper around the real transport, the engine's events, bounded waits ──────────────────
 
-const profiles = builtInProfileMap();
 
-function polled(key: DeviceKey, priority: PolledDevice["priority"], pollIntervalMs: number): PolledDevice {
-  const d = DEVICES[key];
-  const profile = profiles.get(d.profile);
-  if (!profile) throw new Error(`no profile ${d.profile}`);
-  return { id: d.id, unitId: d.unit, profile, priority, pollIntervalMs, plan: planReads(profile, profile.points.filter((p) => p.poll)) };
-}
+const polled = polledDevice;
 
-interface Rig {
-  readonly engine: BusEngine;
-  readonly wire: RecordingTransport;
-  readonly events: Recorder;
-}
+type Rig = BusRig;
 
 const rigs: Rig[] = [];
 
-const BASE_OPTIONS: BusEngineOptions = {
-  busId: BUS,
-  timeoutMs: TIMEOUT_MS,
-  attempts: 3,
-  retryBackoffMs: 20,
-  health: { offlineAfterFailures: 3, offlinePollMaxMs: 2000 },
-};
+const BASE_OPTIONS: BusEngineOptions = baseBusOptions(BUS, TIMEOUT_MS);
 
 /** A fresh engine and transport on the bus (one at a time: the pty is one RS-485 line), started. */
 function startRig(devices: readonly PolledDevice[], options: Partial<BusEngineOptions> = {}): Rig {
-  const wire = new RecordingTransport(new RtuTransport({ path: PATH, baud: 9600, parity: "none", stopBits: 1 }));
-  const events = new Recorder();
-  const engine = new BusEngine(wire, { ...BASE_OPTIONS, ...options }, events);
-  for (const d of devices) engine.addDevice(d);
-  engine.start();
-  const rig = { engine, wire, events };
+  const rig = startRecordedEngine(new RtuTransport({ path: PATH, baud: 9600, parity: "none", stopBits: 1 }), { ...BASE_OPTIONS, ...options }, devices);
   rigs.push(rig);
   return rig;
 }
