@@ -42,6 +42,8 @@ export default tseslint.config(
       "edge/agent/commands.ts",
       "cloud/ingest/route.ts",
       "cloud/prepaid/next-grant.ts",
+      "cloud/prepaid/village-policy.ts",
+      "cloud/auth/principal.ts",
       "firmware-sim/models/**/*.ts",
       "firmware-sim/modbus/pdu*.ts",
       "firmware-sim/modbus/faults.ts",

@@ -8,6 +8,7 @@ import { checkTopUp } from "../ledger/grants.js";
 import type { Ledger } from "../ledger/store/ledger.js";
 import type { Registry } from "../registry/registry.js";
 import { householdAccountId, openHouseholdAccount, villageCashAccountId } from "./accounts.js";
+import { DEFAULT_MAX_BALANCE_FEN } from "./village-policy.js";
 
 export const PREPAID_ERROR_CODES = {
   UNKNOWN_HOUSEHOLD: "PREPAID_UNKNOWN_HOUSEHOLD",
@@ -20,8 +21,7 @@ export class PrepaidError extends AgriError {
   }
 }
 
-/** ¥10,000 of stored credit: far above a season's pumping, low enough that a typo of extra zeros is refused. */
-export const DEFAULT_MAX_BALANCE_FEN = 1_000_000;
+export { DEFAULT_MAX_BALANCE_FEN };
 
 export interface TopUpRequest {
   readonly householdId: string;

@@ -115,6 +115,48 @@ CREATE TABLE gateway_status (
 ) STRICT;
 `,
   },
+  {
+    version: 2,
+    name: "plots-crops-meter-plot-village-policies",
+    sql: `
+-- 地块: a household's plot. Area in thousandths of a mu (1 mu ≈ 666.7 m²), an integer so caps per mu stay exact.
+-- Coordinates in millionths of a degree (WGS-84), for maps only.
+CREATE TABLE registry_plots (
+  plot_id        TEXT    PRIMARY KEY,
+  household_id   TEXT    NOT NULL REFERENCES registry_households (household_id),
+  name           TEXT    NOT NULL,
+  area_milli_mu  INTEGER NOT NULL CHECK (area_milli_mu > 0),
+  lat_e6         INTEGER CHECK (lat_e6 IS NULL OR lat_e6 BETWEEN -90000000 AND 90000000),
+  lon_e6         INTEGER CHECK (lon_e6 IS NULL OR lon_e6 BETWEEN -180000000 AND 180000000),
+  created_at_ms  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX registry_plots_by_household ON registry_plots (household_id);
+
+-- What grows on a plot, as a history: a subsidy season asks what was in force then, years later.
+CREATE TABLE registry_plot_crops (
+  plot_id           TEXT    NOT NULL REFERENCES registry_plots (plot_id),
+  effective_from_ms INTEGER NOT NULL CHECK (effective_from_ms >= 0),
+  crop              TEXT    NOT NULL,
+  recorded_by       TEXT    NOT NULL,
+  created_at_ms     INTEGER NOT NULL,
+  PRIMARY KEY (plot_id, effective_from_ms)
+) STRICT;
+
+-- The plot a meter's pump irrigates, and the pump's water conversion (以电折水: litres pumped per kWh).
+ALTER TABLE registry_meters ADD COLUMN plot_id TEXT REFERENCES registry_plots (plot_id);
+ALTER TABLE registry_meters ADD COLUMN litres_per_kwh INTEGER CHECK (litres_per_kwh IS NULL OR litres_per_kwh > 0);
+
+-- A village's prepaid policy (village-policy.ts), versioned like tariffs: a version is never edited.
+CREATE TABLE registry_village_policies (
+  village_id        TEXT    NOT NULL REFERENCES registry_villages (village_id),
+  version           INTEGER NOT NULL CHECK (version >= 1),
+  effective_from_ms INTEGER NOT NULL CHECK (effective_from_ms >= 0),
+  policy_json       TEXT    NOT NULL,
+  created_at_ms     INTEGER NOT NULL,
+  PRIMARY KEY (village_id, version)
+) STRICT;
+`,
+  },
 ];
 
 export const REGISTRY_SCHEMA_VERSION = REGISTRY_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -12,6 +12,7 @@ import { deviceIdSchema, gatewayIdSchema } from "../../protocols/mqtt/messages.j
 import { issuesToText } from "../../protocols/validation.js";
 import { tariffScheduleSchema, tariffSchema, type Tariff } from "../ledger/tariff.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
+import { landMethods, type LandMethods } from "./land.js";
 import { migrateRegistry } from "./migrations.js";
 
 const entityIdSchema = deviceIdSchema;
@@ -96,7 +97,7 @@ export interface TopUpNotice {
   readonly postingId: number;
 }
 
-export interface Registry {
+export interface Registry extends LandMethods {
   readonly path: string;
   addVillage(input: VillageInput): void;
   addHousehold(input: HouseholdInput): Household;
@@ -243,6 +244,7 @@ export function openRegistry(options: RegistryOptions): Registry {
   });
 
   return {
+    ...landMethods(db, now),
     path: options.path,
     addVillage(input) {
       const v = parse(villageInputSchema, input, "village");
