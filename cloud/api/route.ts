@@ -8,7 +8,7 @@
 // Scope (which village, household or jurisdiction) is the handler's job: only it has the row to check.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { z } from "zod";
+import type { z } from "zod";
 import { hasAnyRole, type Principal, type Role } from "../auth/principal.js";
 import { forbidden, HttpProblem, unauthorized } from "./problem.js";
 
