@@ -36,6 +36,17 @@ describe("nextGrant", () => {
     expect(nextGrant({ ...base, registerWh: 500_000, balanceFen: 10, lastGrant: last })).toMatchObject({ grantSeq: 5, limitWh: 500_000 + Math.floor(1_000_000 / 5283) });
   });
 
+  it("carries the village's friendly periods and re-sends an unchanged limit when the periods change", () => {
+    const night = [{ from: "22:00", to: "06:00" }];
+    const first = nextGrant({ ...base, balanceFen: 100, friendlyPeriods: night });
+    expect(first?.friendlyPeriods).toEqual(night);
+    const inForce = { grantSeq: 1, limitWh: first?.limitWh ?? 0, friendlyPeriods: night };
+    expect(decideGrant({ ...base, balanceFen: 100, friendlyPeriods: night, lastGrant: inForce })).toMatchObject({ send: false, reason: "unchanged" });
+    const cleared = decideGrant({ ...base, balanceFen: 100, friendlyPeriods: [], lastGrant: inForce });
+    expect(cleared).toMatchObject({ send: true, grant: { grantSeq: 2, limitWh: first?.limitWh } });
+    expect(cleared.send && "friendlyPeriods" in cleared.grant).toBe(false);
+  });
+
   it("grants nothing when no tariff is in force or scheduled", () => {
     expect(decideGrant({ ...base, balanceFen: 100, tariffs: [] })).toEqual({ send: false, reason: "no-tariff" });
   });

@@ -11,10 +11,11 @@
 // When to send: when no grant was ever sent, or when the new limit differs from the one in force by at least
 // minChangeWh. Between top-ups the limit drifts by a few Wh with each charge's rounding (±½ fen per reading), and
 // the grant in force stays safe through that drift (its own sizing bounded everything it lets the meter spend), so
-// a grant per reading would only be noise. A top-up, a tariff change or a debit moves it by much more.
+// a grant per reading would only be noise. A top-up, a tariff change or a debit moves it by much more. A change of
+// the village's friendly periods is always sent: the edge must know them before the network goes away.
 
 import { z } from "zod";
-import type { CommandBody } from "../../protocols/mqtt/messages.js";
+import type { CommandBody, FriendlyPeriod } from "../../protocols/mqtt/messages.js";
 import { energyAffordableWh, energyCostFen } from "../../protocols/units.js";
 import { sizeGrant } from "../ledger/grants.js";
 import { maxPrice, segmentsFrom, type Tariff } from "../ledger/tariff.js";
@@ -24,6 +25,8 @@ export type CreditGrantBody = Extract<CommandBody, { type: "credit.grant" }>;
 export interface GrantInForce {
   readonly grantSeq: number;
   readonly limitWh: number;
+  /** The friendly periods the grant carried (none when absent). */
+  readonly friendlyPeriods?: readonly FriendlyPeriod[] | undefined;
 }
 
 export interface NextGrantInput {
@@ -44,6 +47,8 @@ export interface NextGrantInput {
   readonly cutReserveFen?: number;
   /** Smallest change of limit worth a new grant; default: the energy 2 fen buy at maxPrice (at least 1 Wh). */
   readonly minChangeWh?: number;
+  /** The village policy's windows in which power is never cut (village-policy.ts); sent with every grant. */
+  readonly friendlyPeriods?: readonly FriendlyPeriod[];
 }
 
 export type NextGrantDecision =
@@ -75,11 +80,20 @@ export function decideGrant(input: NextGrantInput): NextGrantDecision {
   });
   const last = input.lastGrant;
   const minChangeWh = input.minChangeWh ?? Math.max(1, energyAffordableWh(2, price));
-  if (last !== undefined && Math.abs(limitWh - last.limitWh) < minChangeWh) return { send: false, reason: "unchanged", limitWh };
-  return {
-    send: true,
-    grant: { type: "credit.grant", meterId: input.meterId, grantSeq: (last?.grantSeq ?? 0) + 1, limitWh, reconnect: input.reconnect },
-  };
+  const periods = input.friendlyPeriods ?? [];
+  const samePeriods = last === undefined || samePeriodList(last.friendlyPeriods ?? [], periods);
+  if (last !== undefined && samePeriods && Math.abs(limitWh - last.limitWh) < minChangeWh) return { send: false, reason: "unchanged", limitWh };
+  return { send: true, grant: grantBody(input.meterId, (last?.grantSeq ?? 0) + 1, limitWh, input.reconnect, periods) };
+}
+
+/** A credit.grant body; friendlyPeriods only when there are any (the schema's field is optional). */
+export function grantBody(meterId: string, grantSeq: number, limitWh: number, reconnect: CreditGrantBody["reconnect"], friendlyPeriods: readonly FriendlyPeriod[]): CreditGrantBody {
+  const base = { type: "credit.grant" as const, meterId, grantSeq, limitWh, reconnect };
+  return friendlyPeriods.length === 0 ? base : { ...base, friendlyPeriods: friendlyPeriods.map((p) => ({ ...p })) };
+}
+
+function samePeriodList(a: readonly FriendlyPeriod[], b: readonly FriendlyPeriod[]): boolean {
+  return a.length === b.length && a.every((p, i) => JSON.stringify(p) === JSON.stringify(b[i]));
 }
 
 /** The credit.grant body to send now, or undefined when no grant is due (see decideGrant for why). */

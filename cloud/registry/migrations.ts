@@ -146,6 +146,9 @@ CREATE TABLE registry_plot_crops (
 ALTER TABLE registry_meters ADD COLUMN plot_id TEXT REFERENCES registry_plots (plot_id);
 ALTER TABLE registry_meters ADD COLUMN litres_per_kwh INTEGER CHECK (litres_per_kwh IS NULL OR litres_per_kwh > 0);
 
+-- The friendly periods a grant carried (JSON; NULL: none), so a policy change is noticed and re-sent.
+ALTER TABLE registry_grants ADD COLUMN friendly_json TEXT;
+
 -- A village's prepaid policy (village-policy.ts), versioned like tariffs: a version is never edited.
 CREATE TABLE registry_village_policies (
   village_id        TEXT    NOT NULL REFERENCES registry_villages (village_id),

@@ -8,7 +8,7 @@ import { openDurableDatabase } from "../sqlite.js";
 import { z } from "zod";
 import type { CloudClientRecord, CloudRole, GatewayRecord, RegistrySnapshot } from "../broker/policy.js";
 import { parseSecretHash } from "../broker/secrets.js";
-import { deviceIdSchema, gatewayIdSchema } from "../../protocols/mqtt/messages.js";
+import { deviceIdSchema, friendlyPeriodSchema, gatewayIdSchema, type FriendlyPeriod } from "../../protocols/mqtt/messages.js";
 import { issuesToText } from "../../protocols/validation.js";
 import { tariffScheduleSchema, tariffSchema, type Tariff } from "../ledger/tariff.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
@@ -79,6 +79,7 @@ export interface GrantRecord {
   readonly expiresAtMs: number;
   readonly ackStatus?: string;
   readonly ackReason?: string;
+  readonly friendlyPeriods?: readonly FriendlyPeriod[];
 }
 
 export interface NewGrant {
@@ -89,6 +90,7 @@ export interface NewGrant {
   readonly gatewayId: string;
   readonly issuedAtMs: number;
   readonly expiresAtMs: number;
+  readonly friendlyPeriods?: readonly FriendlyPeriod[];
 }
 
 export interface TopUpNotice {
@@ -172,6 +174,7 @@ interface GrantRow {
   expires_at_ms: number;
   ack_status: string | null;
   ack_reason: string | null;
+  friendly_json: string | null;
 }
 
 function toMeter(r: MeterRow): Meter {
@@ -191,6 +194,7 @@ function toGrant(r: GrantRow): GrantRecord {
     expiresAtMs: r.expires_at_ms,
     ...(r.ack_status === null ? {} : { ackStatus: r.ack_status }),
     ...(r.ack_reason === null ? {} : { ackReason: r.ack_reason }),
+    ...(r.friendly_json === null ? {} : { friendlyPeriods: z.array(friendlyPeriodSchema).parse(JSON.parse(r.friendly_json)) }),
   };
 }
 
@@ -238,9 +242,10 @@ export function openRegistry(options: RegistryOptions): Registry {
     const last = q.lastGrant.get(g.meterId);
     const grantSeq = (last?.grant_seq ?? 0) + 1;
     db.prepare(
-      "INSERT INTO registry_grants (meter_id, grant_seq, limit_wh, register_wh, command_id, gateway_id, issued_at_ms, expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    ).run(g.meterId, grantSeq, g.limitWh, g.registerWh, g.commandId, g.gatewayId, g.issuedAtMs, g.expiresAtMs);
-    return { ...g, grantSeq };
+      "INSERT INTO registry_grants (meter_id, grant_seq, limit_wh, register_wh, command_id, gateway_id, issued_at_ms, expires_at_ms, friendly_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(g.meterId, grantSeq, g.limitWh, g.registerWh, g.commandId, g.gatewayId, g.issuedAtMs, g.expiresAtMs, g.friendlyPeriods === undefined || g.friendlyPeriods.length === 0 ? null : JSON.stringify(g.friendlyPeriods));
+    const { friendlyPeriods, ...rest } = g;
+    return friendlyPeriods === undefined || friendlyPeriods.length === 0 ? { ...rest, grantSeq } : { ...rest, grantSeq, friendlyPeriods };
   });
 
   return {
