@@ -16,8 +16,12 @@ declare module "fastify" {
   interface FastifyRequest {
     /** Set by the auth hook (app.ts) from a session cookie or a bearer token; undefined when anonymous. */
     principal: Principal | undefined;
+    /** How the principal proved who they are; undefined when anonymous. */
+    authVia: "session" | "api-token" | undefined;
   }
 }
+
+export type RouteAccess = "public" | "authenticated" | readonly Role[];
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -42,8 +46,8 @@ export interface RouteSpec<PS extends Schema | undefined, QS extends Schema | un
   readonly url: string;
   readonly summary: string;
   readonly tags: readonly string[];
-  /** "public": anyone; otherwise the roles allowed (an admin always is). */
-  readonly access: "public" | readonly Role[];
+  /** "public": anyone; "authenticated": any logged-in user; otherwise the roles allowed (an admin always is). */
+  readonly access: RouteAccess;
   readonly params?: PS;
   readonly query?: QS;
   readonly body?: BS;
@@ -65,7 +69,7 @@ export interface RouteDoc {
   readonly url: string;
   readonly summary: string;
   readonly tags: readonly string[];
-  readonly access: "public" | readonly Role[];
+  readonly access: RouteAccess;
   readonly params?: Schema;
   readonly query?: Schema;
   readonly body?: Schema;
@@ -111,7 +115,7 @@ export function addRoute<PS extends Schema | undefined, QS extends Schema | unde
       let principal = ANONYMOUS;
       if (spec.access !== "public") {
         if (request.principal === undefined) throw unauthorized();
-        if (!hasAnyRole(request.principal, spec.access)) throw forbidden(`this needs one of the roles: ${spec.access.join(", ")}`);
+        if (spec.access !== "authenticated" && !hasAnyRole(request.principal, spec.access)) throw forbidden(`this needs one of the roles: ${spec.access.join(", ")}`);
         principal = request.principal;
       } else if (request.principal !== undefined) {
         principal = request.principal;

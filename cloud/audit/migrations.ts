@@ -1,0 +1,68 @@
+// The audit log's schema as versioned migrations in its own table (audit_schema_migrations), so it shares cloud.db
+// with the ledger and the registry without touching their migrations. Applied in one BEGIN IMMEDIATE transaction,
+// idempotent, refusing a file migrated by newer or other code. Never edit a released migration: add the next one.
+// The triggers make the log append-only against every writer, not only this module: an UPDATE or DELETE aborts.
+
+import type Database from "better-sqlite3";
+import { AuditError, AUDIT_ERROR_CODES as C } from "./errors.js";
+
+export interface AuditMigration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const APPEND_ONLY_MESSAGE = "AUDIT_APPEND_ONLY: the audit log is never edited";
+
+export const AUDIT_MIGRATIONS: readonly AuditMigration[] = [
+  {
+    version: 1,
+    name: "audit-log",
+    sql: `
+CREATE TABLE audit_log (
+  audit_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+  at_ms        INTEGER NOT NULL CHECK (at_ms >= 0),
+  actor        TEXT    NOT NULL CHECK (length(actor) > 0),
+  action       TEXT    NOT NULL CHECK (length(action) > 0),
+  entity_type  TEXT    NOT NULL CHECK (length(entity_type) > 0),
+  entity_id    TEXT    NOT NULL CHECK (length(entity_id) > 0),
+  -- The village the entity belongs to, when it has one: lets an officer read their own village's entries.
+  village_id   TEXT,
+  reason       TEXT,
+  before_json  TEXT,
+  after_json   TEXT
+) STRICT;
+CREATE INDEX audit_log_by_entity  ON audit_log (entity_type, entity_id, audit_id);
+CREATE INDEX audit_log_by_actor   ON audit_log (actor, audit_id);
+CREATE INDEX audit_log_by_village ON audit_log (village_id, audit_id);
+CREATE INDEX audit_log_by_time    ON audit_log (at_ms);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, '${APPEND_ONLY_MESSAGE}'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, '${APPEND_ONLY_MESSAGE}'); END;
+`,
+  },
+];
+
+export const AUDIT_SCHEMA_VERSION = AUDIT_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+export function migrateAudit(db: Database.Database, nowMs: number): { fromVersion: number; toVersion: number } {
+  const run = db.transaction(() => {
+    db.exec("CREATE TABLE IF NOT EXISTS audit_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
+    const applied = db.prepare("SELECT version, name FROM audit_schema_migrations ORDER BY version").all() as { version: number; name: string }[];
+    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
+    if (fromVersion > AUDIT_SCHEMA_VERSION) {
+      throw new AuditError(C.SCHEMA_TOO_NEW, `the audit log is at schema version ${fromVersion}; this code knows up to ${AUDIT_SCHEMA_VERSION}`);
+    }
+    for (const row of applied) {
+      const mine = AUDIT_MIGRATIONS.find((m) => m.version === row.version);
+      if (mine?.name !== row.name) throw new AuditError(C.SCHEMA_MISMATCH, `audit schema version ${row.version} was applied as "${row.name}"`);
+    }
+    const insert = db.prepare("INSERT INTO audit_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
+    for (const m of AUDIT_MIGRATIONS) {
+      if (m.version <= fromVersion) continue;
+      db.exec(m.sql);
+      insert.run(m.version, m.name, nowMs);
+    }
+    return { fromVersion, toVersion: Math.max(fromVersion, AUDIT_SCHEMA_VERSION) };
+  });
+  return run.immediate();
+}

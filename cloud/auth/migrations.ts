@@ -1,0 +1,83 @@
+// The auth schema (users, sessions, API tokens) as versioned migrations in its own table (auth_schema_migrations),
+// sharing cloud.db with the registry, the ledger and the audit log. Same rules as theirs: one BEGIN IMMEDIATE
+// transaction, idempotent, refusing a file migrated by newer or other code; never edit a released migration.
+// No secret is stored: passwords as scrypt strings (broker/secrets.ts), tokens as SHA-256 digests (opaque-token.ts).
+
+import type Database from "better-sqlite3";
+import { AuthError, AUTH_ERROR_CODES as C } from "./errors.js";
+
+export interface AuthMigration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const AUTH_MIGRATIONS: readonly AuthMigration[] = [
+  {
+    version: 1,
+    name: "users-sessions-api-tokens",
+    sql: `
+CREATE TABLE auth_users (
+  user_id               TEXT    PRIMARY KEY,
+  name                  TEXT    NOT NULL,
+  password_hash         TEXT    NOT NULL,
+  roles_json            TEXT    NOT NULL,
+  village_ids_json      TEXT    NOT NULL,
+  household_id          TEXT,
+  jurisdiction_ids_json TEXT    NOT NULL,
+  disabled              INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+  created_at_ms         INTEGER NOT NULL,
+  updated_at_ms         INTEGER NOT NULL
+) STRICT;
+
+-- session_digest: SHA-256 of the token. A session ends at expires_at_ms, after idle_timeout of no use, or when revoked.
+CREATE TABLE auth_sessions (
+  session_digest  TEXT    PRIMARY KEY,
+  user_id         TEXT    NOT NULL REFERENCES auth_users (user_id),
+  created_at_ms   INTEGER NOT NULL,
+  last_seen_at_ms INTEGER NOT NULL,
+  expires_at_ms   INTEGER NOT NULL,
+  revoked_at_ms   INTEGER
+) STRICT;
+CREATE INDEX auth_sessions_by_user ON auth_sessions (user_id);
+
+CREATE TABLE auth_api_tokens (
+  token_id        TEXT    PRIMARY KEY,
+  token_digest    TEXT    NOT NULL UNIQUE,
+  user_id         TEXT    NOT NULL REFERENCES auth_users (user_id),
+  name            TEXT    NOT NULL,
+  created_at_ms   INTEGER NOT NULL,
+  created_by      TEXT    NOT NULL,
+  expires_at_ms   INTEGER,
+  last_used_at_ms INTEGER,
+  revoked_at_ms   INTEGER
+) STRICT;
+CREATE INDEX auth_api_tokens_by_user ON auth_api_tokens (user_id);
+`,
+  },
+];
+
+export const AUTH_SCHEMA_VERSION = AUTH_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+export function migrateAuth(db: Database.Database, nowMs: number): { fromVersion: number; toVersion: number } {
+  const run = db.transaction(() => {
+    db.exec("CREATE TABLE IF NOT EXISTS auth_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
+    const applied = db.prepare("SELECT version, name FROM auth_schema_migrations ORDER BY version").all() as { version: number; name: string }[];
+    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
+    if (fromVersion > AUTH_SCHEMA_VERSION) {
+      throw new AuthError(C.SCHEMA_TOO_NEW, `the auth schema is at version ${fromVersion}; this code knows up to ${AUTH_SCHEMA_VERSION}`);
+    }
+    for (const row of applied) {
+      const mine = AUTH_MIGRATIONS.find((m) => m.version === row.version);
+      if (mine?.name !== row.name) throw new AuthError(C.SCHEMA_MISMATCH, `auth schema version ${row.version} was applied as "${row.name}"`);
+    }
+    const insert = db.prepare("INSERT INTO auth_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
+    for (const m of AUTH_MIGRATIONS) {
+      if (m.version <= fromVersion) continue;
+      db.exec(m.sql);
+      insert.run(m.version, m.name, nowMs);
+    }
+    return { fromVersion, toVersion: Math.max(fromVersion, AUTH_SCHEMA_VERSION) };
+  });
+  return run.immediate();
+}
