@@ -5,12 +5,17 @@
 
 import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
 import { pino } from "pino";
 import { AgriError } from "../protocols/errors.js";
 import { UnitError, fenToYuan, yuanPerKwhToPrice, yuanToFen } from "../protocols/units.js";
+import { openAuditLog, type AuditLog } from "./audit/audit-log.js";
+import { openAuthStore } from "./auth/auth-store.js";
+import { addUserFromCli } from "./auth/cli-add-user.js";
+import { AuthError } from "./auth/errors.js";
 import { hashSecret } from "./broker/secrets.js";
 import { LedgerStoreError } from "./ledger/store/store-errors.js";
 import { openSqliteLedger, type SqliteLedger } from "./ledger/store/sqlite-ledger.js";
@@ -32,7 +37,12 @@ usage: agri-cloud <command> [--data-dir DIR]   (default $AGRI_DATA_DIR/cloud or 
   meter add <meterId> --gateway ID --household ID --tariff ID [--initial-wh WH] [--reconnect automatic|manual]
   topup <householdId> <yuan> --officer ID [--receipt ID]
   balance <householdId>
+  user add <userId> --name NAME --role ROLE[,ROLE] [--village ID[,ID]] [--household ID] [--jurisdiction ID[,ID]]
+           --password-file FILE [--reason TEXT]
+             roles: farmer, village-officer, village-approver, police-dispatcher, admin
   backup <file>
+
+Every change is written to the audit log as cli:<your OS user>, with --reason when given.
 `;
 
 class UsageError extends AgriError {
@@ -41,10 +51,31 @@ class UsageError extends AgriError {
   }
 }
 
-const BAD_INPUT_CODES = new Set(["REGISTRY_INVALID_INPUT", "REGISTRY_UNKNOWN_ENTITY", "REGISTRY_ALREADY_EXISTS", "PREPAID_UNKNOWN_HOUSEHOLD", "PREPAID_TOP_UP_REFUSED"]);
+const BAD_INPUT_CODES = new Set([
+  "REGISTRY_INVALID_INPUT",
+  "REGISTRY_UNKNOWN_ENTITY",
+  "REGISTRY_ALREADY_EXISTS",
+  "PREPAID_UNKNOWN_HOUSEHOLD",
+  "PREPAID_TOP_UP_REFUSED",
+  "AUTH_INVALID_INPUT",
+  "AUTH_WEAK_PASSWORD",
+  "AUTH_ALREADY_EXISTS",
+]);
 
 function isBadInput(error: unknown): boolean {
-  return error instanceof UsageError || error instanceof UnitError || ((error instanceof RegistryError || error instanceof PrepaidError) && BAD_INPUT_CODES.has(error.code));
+  return (
+    error instanceof UsageError ||
+    error instanceof UnitError ||
+    ((error instanceof RegistryError || error instanceof PrepaidError || error instanceof AuthError) && BAD_INPUT_CODES.has(error.code))
+  );
+}
+
+function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return "cli";
+  }
 }
 
 const options = {
@@ -65,6 +96,10 @@ const options = {
   reconnect: { type: "string" },
   officer: { type: "string" },
   receipt: { type: "string" },
+  role: { type: "string" },
+  jurisdiction: { type: "string" },
+  "password-file": { type: "string" },
+  reason: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -87,14 +122,23 @@ function integer(text: string, what: string, min: number, max: number): number {
   return Number(text);
 }
 
-function openStores(dataDir: string): { registry: Registry; ledger: SqliteLedger; close: () => Promise<void> } {
+interface Stores {
+  readonly registry: Registry;
+  readonly ledger: SqliteLedger;
+  readonly audit: AuditLog;
+}
+
+function openStores(dataDir: string): Stores & { close: () => Promise<void> } {
   mkdirSync(dataDir, { recursive: true });
   const ledger = openSqliteLedger({ path: cloudDbPath(dataDir) });
   const registry = openRegistry({ path: cloudDbPath(dataDir) });
+  const audit = openAuditLog(cloudDbPath(dataDir));
   return {
     registry,
     ledger,
+    audit,
     close: async () => {
+      audit.close();
       registry.close();
       await ledger.close();
     },
@@ -103,7 +147,7 @@ function openStores(dataDir: string): { registry: Registry; ledger: SqliteLedger
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 
-async function withStores(dataDir: string, body: (s: { registry: Registry; ledger: SqliteLedger }) => Promise<void> | void): Promise<void> {
+async function withStores(dataDir: string, body: (s: Stores) => Promise<void> | void): Promise<void> {
   const stores = openStores(dataDir);
   try {
     await body(stores);
@@ -130,6 +174,20 @@ async function serve(dataDir: string, flags: Flags): Promise<void> {
   });
 }
 
+/** One audit entry for a change made from the command line (after it succeeded: a refused change changed nothing). */
+function audited(audit: AuditLog, action: string, entityType: string, entityId: string, villageId: string | undefined, reason: string | undefined, after: unknown): void {
+  audit.record({
+    actor: cliActor(),
+    action,
+    entityType,
+    entityId,
+    atMs: Date.now(),
+    after,
+    ...(villageId === undefined ? {} : { villageId }),
+    ...(reason === undefined ? {} : { reason }),
+  });
+}
+
 function dataDirOf(argv: readonly string[]): string {
   const i = argv.indexOf("--data-dir");
   const given = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith("--data-dir="))?.slice("--data-dir=".length);
@@ -150,21 +208,44 @@ async function run(argv: readonly string[]): Promise<void> {
     return;
   }
   const dataDir = dataDirOf(argv);
-  const command = `${args[0]}${args[0] === "village" || args[0] === "household" || args[0] === "gateway" || args[0] === "tariff" || args[0] === "meter" ? ` ${args[1] ?? ""}` : ""}`;
+  const command = `${args[0]}${args[0] === "village" || args[0] === "household" || args[0] === "gateway" || args[0] === "tariff" || args[0] === "meter" || args[0] === "user" ? ` ${args[1] ?? ""}` : ""}`;
   switch (command) {
     case "serve":
       return serve(dataDir, flags);
     case "migrate":
-      return withStores(dataDir, () => out(`migrated ${cloudDbPath(dataDir)}`));
+      return withStores(dataDir, () => {
+        openAuthStore({ path: cloudDbPath(dataDir) }).close();
+        out(`migrated ${cloudDbPath(dataDir)}`);
+      });
+    case "user add":
+      return withStores(dataDir, async ({ registry }) => {
+        const user = await addUserFromCli(
+          cloudDbPath(dataDir),
+          registry,
+          {
+            userId: positional(args, 2, "<userId>"),
+            name: required(flags, "name"),
+            role: required(flags, "role"),
+            village: flags.village,
+            household: flags.household,
+            jurisdiction: flags.jurisdiction,
+            passwordFile: required(flags, "password-file"),
+            reason: flags.reason,
+          },
+          (warning) => process.stderr.write(`warning: ${warning}\n`),
+        );
+        out(`user ${user.userId} added (${user.roles.join(", ")})`);
+      });
     case "village add":
-      return withStores(dataDir, async ({ registry, ledger }) => {
+      return withStores(dataDir, async ({ registry, ledger, audit }) => {
         const villageId = positional(args, 2, "<villageId>");
         registry.addVillage({ villageId, name: required(flags, "name") });
         await openVillageAccounts(ledger, villageId);
+        audited(audit, "village.create", "village", villageId, villageId, flags.reason, { name: flags.name });
         out(`village ${villageId} added`);
       });
     case "household add":
-      return withStores(dataDir, async ({ registry, ledger }) => {
+      return withStores(dataDir, async ({ registry, ledger, audit }) => {
         const householdId = positional(args, 2, "<householdId>");
         const household = registry.addHousehold({
           householdId,
@@ -173,10 +254,11 @@ async function run(argv: readonly string[]): Promise<void> {
           overdraftFen: flags.overdraft === undefined ? 0 : yuanToFen(flags.overdraft),
         });
         await openHouseholdAccount(ledger, household.villageId, householdId);
+        audited(audit, "household.create", "household", householdId, household.villageId, flags.reason, household);
         out(`household ${householdId} added (overdraft ¥${fenToYuan(household.overdraftFen)})`);
       });
     case "gateway add":
-      return withStores(dataDir, async ({ registry }) => {
+      return withStores(dataDir, async ({ registry, audit }) => {
         const gatewayId = positional(args, 2, "<gatewayId>");
         const secretFile = flags["secret-file"];
         let secret: string;
@@ -189,26 +271,29 @@ async function run(argv: readonly string[]): Promise<void> {
           secret = randomBytes(24).toString("base64url");
         }
         registry.addGateway({ gatewayId, secretHash: await hashSecret(secret), ...(flags.village === undefined ? {} : { villageId: flags.village }) });
+        audited(audit, "gateway.create", "gateway", gatewayId, flags.village, flags.reason, { gatewayId, villageId: flags.village ?? null });
         out(`gateway ${gatewayId} added`);
         if (secretFile === undefined) out(`broker password (shown once; put it in the gateway's passwordFile): ${secret}`);
       });
     case "tariff add":
-      return withStores(dataDir, ({ registry }) => {
+      return withStores(dataDir, ({ registry, audit }) => {
         const tariffId = positional(args, 2, "<tariffId>");
         const effective = flags["effective-from"];
         const effectiveFrom = effective === undefined ? 0 : Date.parse(effective);
         if (Number.isNaN(effectiveFrom)) throw new UsageError(`--effective-from "${effective}" is not an ISO 8601 time`);
         const version = integer(required(flags, "version"), "--version", 1, 1_000_000);
-        registry.addTariff({ tariffId, version, effectiveFrom, prices: { kind: "flat", priceCentiFenPerKwh: yuanPerKwhToPrice(required(flags, "price")) } });
+        const tariff = { tariffId, version, effectiveFrom, prices: { kind: "flat" as const, priceCentiFenPerKwh: yuanPerKwhToPrice(required(flags, "price")) } };
+        registry.addTariff(tariff);
+        audited(audit, "tariff.publish", "tariff", `${tariffId}@v${version}`, undefined, flags.reason, tariff);
         out(`tariff ${tariffId}@v${version} added`);
       });
     case "meter add":
-      return withStores(dataDir, ({ registry }) => {
+      return withStores(dataDir, ({ registry, audit }) => {
         const meterId = positional(args, 2, "<meterId>");
         const reconnect = flags.reconnect ?? "automatic";
         if (reconnect !== "automatic" && reconnect !== "manual") throw new UsageError(`--reconnect must be automatic or manual, got "${reconnect}"`);
         const initial = flags["initial-wh"];
-        registry.addMeter({
+        const meter = registry.addMeter({
           meterId,
           gatewayId: required(flags, "gateway"),
           householdId: required(flags, "household"),
@@ -216,15 +301,25 @@ async function run(argv: readonly string[]): Promise<void> {
           reconnect,
           ...(initial === undefined ? {} : { initialWh: integer(initial, "--initial-wh", 0, Number.MAX_SAFE_INTEGER) }),
         });
+        audited(audit, "meter.create", "meter", meterId, registry.getHousehold(meter.householdId)?.villageId, flags.reason, meter);
         out(`meter ${meterId} added`);
       });
     case "topup":
-      return withStores(dataDir, async ({ registry, ledger }) => {
+      return withStores(dataDir, async ({ registry, ledger, audit }) => {
         const householdId = positional(args, 1, "<householdId>");
         const amountFen = yuanToFen(positional(args, 2, "<yuan>"));
         const receiptId = flags.receipt ?? randomUUID();
         try {
-          const result = await recordTopUp(ledger, registry, { householdId, amountFen, officerId: required(flags, "officer"), receiptId, atMs: Date.now() });
+          const officerId = required(flags, "officer");
+          const result = await recordTopUp(ledger, registry, { householdId, amountFen, officerId, receiptId, atMs: Date.now() });
+          if (!result.duplicate) {
+            audited(audit, "ledger.top-up", "household", householdId, registry.getHousehold(householdId)?.villageId, flags.reason ?? `cash receipt ${receiptId}`, {
+              amountFen,
+              receiptId,
+              officerId,
+              postingId: result.postingId,
+            });
+          }
           out(`${result.duplicate ? "already recorded" : "recorded"}: ¥${fenToYuan(amountFen)} for ${householdId}, receipt ${receiptId}; balance ¥${fenToYuan(result.balanceFen)}`);
         } catch (error) {
           if (error instanceof LedgerStoreError && error.code === "LEDGER_IDEMPOTENCY_CONFLICT") {
