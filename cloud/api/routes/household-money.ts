@@ -1,0 +1,172 @@
+// What an officer does to a household's money over HTTP (issue #4): a cash top-up, a refund of credit paid back in
+// cash, a correction — each a NEW posting (invariant 3), each idempotent on a key the client supplies, each written
+// to the audit log BEFORE it is posted so that no balance ever moves without a record of who, why and by how much.
+//
+// Idempotency: the first attempt stores (household, key) → the request and the atMs it posts with
+// (household_money_requests); a retry must repeat the request exactly (else 409) and reuses that atMs, so the ledger
+// sees identical content under the same posting key and answers "duplicate". A retry after a crash between the
+// posting and the answer finds the posting in the ledger by its key and answers it, without re-checking a cap the
+// first attempt already passed. A request refused before anything was posted frees its key, so the officer can
+// correct it and send it again. Writes run on one serial queue per process, so two top-ups cannot both pass the cap.
+
+import { checkTopUp } from "../../ledger/grants.js";
+import type { Ledger, PostingKind } from "../../ledger/store/ledger.js";
+import { householdAccountId, openHouseholdAccount, villageCashAccountId } from "../../prepaid/accounts.js";
+import { recordTopUp } from "../../prepaid/top-up.js";
+import type { Household, Registry } from "../../registry/registry.js";
+import type { PaymentsStore } from "../../payments/orders-store.js";
+import { fenToYuan } from "../../../protocols/units.js";
+import { HttpProblem } from "../problem.js";
+import type { AuditSink } from "./audit-sink.js";
+
+export const villageAdjustmentsAccountId = (villageId: string): string => `village:${villageId}:adjustments`;
+
+export interface HouseholdMoneyDeps {
+  readonly ledger: Ledger;
+  readonly registry: Registry;
+  readonly requests: Pick<PaymentsStore, "claimMoneyRequest" | "finishMoneyRequest" | "releaseMoneyRequest">;
+  readonly audit: AuditSink;
+  readonly prepaid: { regrantHousehold(householdId: string, why: string): Promise<void> };
+  readonly now: () => number;
+}
+
+export type MoneyRequest =
+  | { readonly kind: "top-up"; readonly amountFen: number; readonly receiptId: string; readonly reason: string }
+  | { readonly kind: "refund"; readonly amountFen: number; readonly receiptId: string; readonly reason: string }
+  | { readonly kind: "correction"; readonly amountFen: number; readonly reason: string };
+
+export interface MoneyResult {
+  readonly postingId: number;
+  readonly duplicate: boolean;
+  readonly balanceFen: number;
+}
+
+function ledgerKey(household: Household, idempotencyKey: string, request: MoneyRequest): string {
+  // A cash top-up keeps top-up.ts's key (top-up/<household>/<receipt>), so the CLI and the API can never post one
+  // paper receipt twice between them.
+  if (request.kind === "top-up") return `top-up/${household.householdId}/${request.receiptId}`;
+  return `${request.kind}/${household.householdId}/${idempotencyKey}`;
+}
+
+export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
+  const { ledger, registry, audit } = deps;
+  let queue: Promise<unknown> = Promise.resolve();
+  function serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = queue.then(work, work);
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async function postedEarlier(accountId: string, key: string, atMs: number): Promise<number | undefined> {
+    const statement = await ledger.statement(accountId, atMs, atMs + 1);
+    return statement.entries.find((e) => e.idempotencyKey === key)?.postingId;
+  }
+
+  /** Refuses (422) what the village policy does not allow; the checks of a first attempt only. */
+  function check(household: Household, request: MoneyRequest, balanceFen: number, atMs: number): void {
+    const policy = registry.villagePolicyAt(household.villageId, atMs);
+    if (request.kind === "top-up" || (request.kind === "correction" && request.amountFen > 0)) {
+      const ok = checkTopUp(balanceFen, request.amountFen, policy.maxBalanceFen);
+      if (!ok.ok) {
+        throw new HttpProblem(422, "PREPAID_TOP_UP_REFUSED", `the balance would exceed the village's cap of ¥${fenToYuan(policy.maxBalanceFen)}; at most ¥${fenToYuan(ok.maxTopUpFen)} can be added now`);
+      }
+    }
+    if (request.kind === "refund" && request.amountFen > balanceFen) {
+      throw new HttpProblem(422, "PREPAID_REFUND_REFUSED", `a refund can return at most the balance, ¥${fenToYuan(Math.max(0, balanceFen))}`);
+    }
+  }
+
+  async function post(household: Household, key: string, request: MoneyRequest, actor: string, atMs: number): Promise<number> {
+    const accountId = householdAccountId(household.householdId);
+    if (request.kind === "top-up") {
+      const policy = registry.villagePolicyAt(household.villageId, atMs);
+      const result = await recordTopUp(ledger, registry, { householdId: household.householdId, amountFen: request.amountFen, officerId: actor, receiptId: request.receiptId, atMs, maxBalanceFen: policy.maxBalanceFen });
+      return result.postingId;
+    }
+    const kind: PostingKind = request.kind;
+    // A refund pays cash back out of the village's cash box; a correction moves money against the village's
+    // adjustments account, so the box's count is never touched by a bookkeeping fix.
+    let line: { counterAccount: string; amountFen: number; memo: string };
+    if (request.kind === "refund") {
+      line = { counterAccount: villageCashAccountId(household.villageId), amountFen: -request.amountFen, memo: `cash refund ¥${fenToYuan(request.amountFen)}, receipt ${request.receiptId}: ${request.reason}` };
+    } else {
+      const counterAccount = villageAdjustmentsAccountId(household.villageId);
+      await ledger.openAccount({ accountId: counterAccount, kind: "adjustments", villageId: household.villageId });
+      line = { counterAccount, amountFen: request.amountFen, memo: `correction ${request.amountFen > 0 ? "+" : "−"}¥${fenToYuan(Math.abs(request.amountFen))}: ${request.reason}` };
+    }
+    const lines = [
+      { accountId, amountFen: line.amountFen },
+      { accountId: line.counterAccount, amountFen: -line.amountFen },
+    ];
+    const result = await ledger.post({ idempotencyKey: key, kind, lines, memo: line.memo, actor: `officer:${actor}`, atMs });
+    return result.postingId;
+  }
+
+  return {
+    /** Apply one request for an officer; the household's scope was checked by the route. */
+    apply(household: Household, idempotencyKey: string, request: MoneyRequest, actor: string): Promise<MoneyResult> {
+      return serial(async () => {
+        await openHouseholdAccount(ledger, household.villageId, household.householdId);
+        const accountId = householdAccountId(household.householdId);
+        const requestJson = JSON.stringify(request);
+        const claimed = deps.requests.claimMoneyRequest({ householdId: household.householdId, idempotencyKey, requestJson, atMs: deps.now() });
+        if (claimed.requestJson !== requestJson) {
+          throw new HttpProblem(409, "API_IDEMPOTENCY_CONFLICT", `idempotency key ${idempotencyKey} was used for a different request`);
+        }
+        if (claimed.postingId !== undefined && claimed.balanceFen !== undefined) return { postingId: claimed.postingId, duplicate: true, balanceFen: claimed.balanceFen };
+        const key = ledgerKey(household, idempotencyKey, request);
+        const earlier = await postedEarlier(accountId, key, claimed.atMs);
+        let postingId: number;
+        let duplicate = true;
+        if (earlier !== undefined) {
+          postingId = earlier;
+        } else {
+          const beforeFen = await ledger.balance(accountId);
+          try {
+            check(household, request, beforeFen, claimed.atMs);
+          } catch (error) {
+            deps.requests.releaseMoneyRequest(household.householdId, idempotencyKey);
+            throw error;
+          }
+          const delta = request.kind === "refund" ? -request.amountFen : request.amountFen;
+          await audit.record({
+            actor,
+            action: `ledger.${request.kind}`,
+            entityType: "household",
+            entityId: household.householdId,
+            villageId: household.villageId,
+            reason: request.reason,
+            before: { balanceFen: beforeFen },
+            after: { balanceFen: beforeFen + delta, amountFen: delta, idempotencyKey: key, ...(request.kind === "correction" ? {} : { receiptId: request.receiptId }) },
+            atMs: deps.now(),
+          });
+          try {
+            postingId = await post(household, key, request, actor, claimed.atMs);
+          } catch (error) {
+            // The intent is on record; so is its refusal, so the trail never shows a change that did not happen.
+            await audit.record({
+              actor,
+              action: `ledger.${request.kind}-refused`,
+              entityType: "household",
+              entityId: household.householdId,
+              villageId: household.villageId,
+              reason: error instanceof Error ? error.message.slice(0, 2000) : String(error),
+              after: { idempotencyKey: key },
+              atMs: deps.now(),
+            });
+            deps.requests.releaseMoneyRequest(household.householdId, idempotencyKey);
+            throw error;
+          }
+          duplicate = false;
+        }
+        const balanceFen = await ledger.balance(accountId);
+        deps.requests.finishMoneyRequest(household.householdId, idempotencyKey, postingId, balanceFen);
+        if (request.kind === "top-up") registry.noteTopUp(household.householdId, postingId, deps.now());
+        await deps.prepaid.regrantHousehold(household.householdId, request.kind);
+        return { postingId, duplicate, balanceFen };
+      });
+    },
+  };
+}
+
+export type HouseholdMoney = ReturnType<typeof createHouseholdMoney>;
