@@ -1,0 +1,273 @@
+// The subsidy shell: drafts a statement for a village and season (registry land + the ledger's daily usage + meter
+// flags → settle()), runs the workflow steps (workflow.ts) with every step in the store's step log, and pays a
+// published statement through the Ledger port once its notice has run. Paying is idempotent: each household × plot
+// is one posting with key subsidy/<statementId>/<householdId>/<plotId> and content fixed by the statement (its
+// atMs is the end of the notice, its actor "system:subsidy"), so paying again — after a crash half way, or twice —
+// posts nothing twice. A correcting statement pays only the difference against what the statement it corrects paid
+// (a negative difference is a reversing posting), so a household × plot × season is refunded at most once.
+
+import { householdAccountId, openHouseholdAccount, villageCashAccountId } from "../prepaid/accounts.js";
+import type { Ledger, LedgerEntry } from "../ledger/store/ledger.js";
+import { SUBSIDY_ERROR_CODES as C, SubsidyError } from "./errors.js";
+import type { MeterFlagSource } from "./meter-flags.js";
+import { subsidyPolicySchema, type SubsidyPolicy, type SubsidyPolicyInput } from "./policy.js";
+import { runBoundaries, settle, statementTotalFen, type SettlementPeriod, type StatementLine } from "./settle.js";
+import type { PaymentRecord, StatementRecord, SubsidyStore } from "./store.js";
+import type { MeterUsage, UsageSource } from "./usage-source.js";
+import type { VillageLand } from "./village-land.js";
+import { workflowStep, type StepAction, type WorkflowAction, type WorkflowState } from "./workflow.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import { dayStartMs } from "./local-day.js";
+import { fenToYuan } from "../../protocols/units.js";
+
+export const SUBSIDY_ACTOR = "system:subsidy";
+export const villageSubsidyAccountId = (villageId: string): string => `village:${villageId}:subsidy`;
+export const subsidyIdempotencyKey = (statementId: string, householdId: string, plotId: string): string => `subsidy/${statementId}/${householdId}/${plotId}`;
+
+export interface SubsidyDeps {
+  readonly store: SubsidyStore;
+  readonly land: VillageLand;
+  readonly usage: UsageSource;
+  readonly flags: MeterFlagSource;
+  readonly ledger: Ledger;
+  readonly now: () => number;
+  readonly newId: () => string;
+  /** The cloud's audit log; every workflow step is recorded there as subsidy.<action> as well as in the step log. */
+  readonly audit?: Pick<AuditLog, "record">;
+}
+
+export interface DraftRequest {
+  readonly villageId: string;
+  readonly programmeId: string;
+  readonly seasonId: string;
+  /** Default: the season's window. */
+  readonly fromDay?: string;
+  readonly toDay?: string;
+  readonly correctsStatementId?: string;
+  readonly actor: string;
+  readonly reason?: string;
+}
+
+export interface PayRequest {
+  readonly actor: string;
+  /** Households paid in cash (a recorded payout from the village cash box); the rest into their prepaid accounts. */
+  readonly cashHouseholdIds?: readonly string[];
+}
+
+export type SubsidyService = ReturnType<typeof subsidyService>;
+
+function invalid(message: string): SubsidyError {
+  return new SubsidyError(C.INVALID, message);
+}
+
+export function subsidyService(deps: SubsidyDeps) {
+  const { store, land, ledger } = deps;
+
+  function latestPolicy(villageId: string, programmeId: string): SubsidyPolicy {
+    const policy = store.policies(villageId, programmeId).at(-1);
+    if (policy === undefined) throw new SubsidyError(C.UNKNOWN, `village ${villageId} has no subsidy programme ${programmeId}`);
+    return policy;
+  }
+
+  /**
+   * Every step goes to the statement's own step log and, when the cloud's audit log (cloud/audit) is given, to it
+   * too — in the caller's transaction when both share one database file.
+   */
+  function logStep(s: Pick<StatementRecord, "statementId" | "villageId">, action: StepAction, actor: string, atMs: number, reason: string, detail: unknown): void {
+    store.addStep(s.statementId, action, actor, atMs, reason, detail);
+    deps.audit?.record({ actor, action: `subsidy.${action}`, entityType: "subsidy-statement", entityId: s.statementId, villageId: s.villageId, reason: reason.slice(0, 2000), after: detail, atMs });
+  }
+
+  function stateOf(s: StatementRecord): WorkflowState {
+    const unresolvedLines = store.lines(s.statementId).filter((l) => l.line.status === "flagged" && l.resolvedBy === undefined).length;
+    return { status: s.status, approvedBy: s.approvedBy, unresolvedLines, ...(s.noticeUntilMs === undefined ? {} : { noticeUntilMs: s.noticeUntilMs }) };
+  }
+
+  /** One workflow step, in one transaction with its log entry. */
+  function step(statementId: string, action: WorkflowAction, actor: string, reason: string, detail?: unknown): StatementRecord {
+    const nowMs = deps.now();
+    return store.transaction(() => {
+      const s = store.requireStatement(statementId);
+      const next = workflowStep(stateOf(s), action, actor, nowMs);
+      const publishedAtMs = action.action === "publish" ? nowMs : s.publishedAtMs;
+      store.setStatus(statementId, next.status, next.approvedBy, publishedAtMs, next.noticeUntilMs);
+      logStep(s, action.action, actor, nowMs, reason, detail ?? { status: next.status });
+      return store.requireStatement(statementId);
+    });
+  }
+
+  async function readUsage(meterIds: readonly string[], fromDay: string, toDay: string, boundaries: readonly string[]): Promise<Map<string, MeterUsage>> {
+    const usage = new Map<string, MeterUsage>();
+    for await (const u of deps.usage.usageOf(meterIds, fromDay, toDay, boundaries)) usage.set(u.meterId, u);
+    return usage;
+  }
+
+  /** What the chain of statements this one corrects has paid, per "householdId/plotId" (their payments add up). */
+  function paidBefore(s: StatementRecord): Map<string, number> {
+    const paid = new Map<string, number>();
+    let id = s.correctsStatementId;
+    while (id !== undefined) {
+      for (const p of store.payments(id)) paid.set(`${p.householdId}/${p.plotId}`, (paid.get(`${p.householdId}/${p.plotId}`) ?? 0) + p.amountFen);
+      id = store.requireStatement(id).correctsStatementId;
+    }
+    return paid;
+  }
+
+  return {
+    store,
+    addPolicy(input: SubsidyPolicyInput, actor: string): SubsidyPolicy {
+      const parsed = subsidyPolicySchema.safeParse(input);
+      if (!parsed.success) throw invalid(`policy: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      if (land.villageName(parsed.data.villageId) === undefined) throw new SubsidyError(C.UNKNOWN, `no village ${parsed.data.villageId}`);
+      store.addPolicy(parsed.data, actor, deps.now());
+      return parsed.data;
+    },
+
+    async draft(req: DraftRequest): Promise<{ statement: StatementRecord; lines: StatementLine[] }> {
+      const policy = latestPolicy(req.villageId, req.programmeId);
+      const season = policy.policy.seasons.find((s) => s.seasonId === req.seasonId);
+      if (season === undefined) throw invalid(`programme ${req.programmeId}@v${policy.version} has no season ${req.seasonId}`);
+      const period: SettlementPeriod = { villageId: req.villageId, seasonId: req.seasonId, fromDay: req.fromDay ?? season.fromDay, toDay: req.toDay ?? season.toDay };
+      try {
+        dayStartMs(period.fromDay);
+        dayStartMs(period.toDay);
+      } catch (error) {
+        throw invalid(error instanceof Error ? error.message : String(error));
+      }
+      if (period.fromDay > period.toDay) throw invalid(`the period ends (${period.toDay}) before it begins (${period.fromDay})`);
+      if (req.correctsStatementId !== undefined) {
+        const target = store.requireStatement(req.correctsStatementId);
+        if (!["published", "paid", "closed"].includes(target.status)) throw new SubsidyError(C.WRONG_STATE, `only a published statement is corrected; ${target.statementId} is ${target.status} (adjust it instead)`);
+        if (target.villageId !== req.villageId || target.programmeId !== req.programmeId || target.seasonId !== req.seasonId) {
+          throw invalid(`a correction covers the same village, programme and season as ${target.statementId}`);
+        }
+      }
+      const meters = land.meters(req.villageId);
+      const meterIds = meters.filter((m) => m.plotId !== undefined).map((m) => m.meterId);
+      const plots = land.plots(req.villageId);
+      const usage = await readUsage(meterIds, period.fromDay, period.toDay, runBoundaries(policy, period, plots));
+      const flags = await deps.flags.flagsFor(meterIds, dayStartMs(period.fromDay), dayStartMs(period.toDay) + 86_400_000);
+      const standing = store.standingRefunds(req.villageId, req.programmeId, req.seasonId, req.correctsStatementId);
+      const lines = settle(policy, period, {
+        households: land.households(req.villageId),
+        plots,
+        meters,
+        usage,
+        flags,
+        alreadyRefunded: new Set(standing.keys()),
+      });
+      const statement: StatementRecord = {
+        statementId: deps.newId(),
+        villageId: req.villageId,
+        programmeId: req.programmeId,
+        policy,
+        seasonId: req.seasonId,
+        fromDay: period.fromDay,
+        toDay: period.toDay,
+        status: "draft",
+        approvedBy: [],
+        ...(req.correctsStatementId === undefined ? {} : { correctsStatementId: req.correctsStatementId }),
+        totalFen: statementTotalFen(lines),
+        createdBy: req.actor,
+        createdAtMs: deps.now(),
+      };
+      store.transaction(() => {
+        store.insertStatement(statement, lines);
+        logStep(statement, "draft", req.actor, statement.createdAtMs, req.reason ?? (req.correctsStatementId === undefined ? "settled" : `corrects ${req.correctsStatementId}`), {
+          policyVersion: policy.version,
+          lines: lines.length,
+          flagged: lines.filter((l) => l.status === "flagged").length,
+          totalFen: statement.totalFen,
+        });
+      });
+      return { statement, lines };
+    },
+
+    /** Accept (refundFen = proposed) or change one line's refund, with a reason; only while the statement is a draft. */
+    adjustLine(statementId: string, lineNo: number, refundFen: number, reason: string, actor: string): StatementRecord {
+      if (reason.trim().length === 0) throw invalid("an adjustment needs a reason");
+      if (!Number.isSafeInteger(refundFen) || refundFen < 0) throw invalid(`refundFen must be a non-negative integer, got ${refundFen}`);
+      const nowMs = deps.now();
+      return store.transaction(() => {
+        const s = store.requireStatement(statementId);
+        workflowStep(stateOf(s), { action: "adjust" }, actor, nowMs);
+        const stored = store.lines(statementId).find((l) => l.line.lineNo === lineNo);
+        if (stored === undefined) throw new SubsidyError(C.UNKNOWN, `statement ${statementId} has no line ${lineNo}`);
+        if (refundFen > stored.line.maxRefundFen) {
+          throw invalid(`line ${lineNo} can refund at most ¥${fenToYuan(stored.line.maxRefundFen)} (the rule over all its in-season energy, capped, never above what was paid)`);
+        }
+        store.setLineRefund(statementId, lineNo, refundFen, actor, reason);
+        logStep(s, "adjust", actor, nowMs, reason, { lineNo, fromFen: stored.refundFen, toFen: refundFen, proposedFen: stored.line.proposedRefundFen });
+        return store.requireStatement(statementId);
+      });
+    },
+
+    review: (statementId: string, actor: string, reason = "reviewed"): StatementRecord => step(statementId, { action: "review" }, actor, reason),
+    approve: (statementId: string, actor: string, reason = "approved"): StatementRecord => step(statementId, { action: "approve" }, actor, reason),
+    returnToDraft: (statementId: string, actor: string, reason: string): StatementRecord => {
+      if (reason.trim().length === 0) throw invalid("returning a statement needs a reason");
+      return step(statementId, { action: "return" }, actor, reason);
+    },
+    publish(statementId: string, actor: string): StatementRecord {
+      const s = store.requireStatement(statementId);
+      return step(statementId, { action: "publish", noticeDays: s.policy.policy.noticeDays }, actor, `public notice for ${s.policy.policy.noticeDays} days`);
+    },
+    object(statementId: string, householdId: string | undefined, text: string, actor: string): number {
+      if (text.trim().length === 0) throw invalid("an objection needs its text");
+      const nowMs = deps.now();
+      return store.transaction(() => {
+        const s = store.requireStatement(statementId);
+        workflowStep(stateOf(s), { action: "object" }, actor, nowMs);
+        const id = store.addObjection(statementId, householdId, actor, nowMs, text);
+        logStep(s, "object", actor, nowMs, text, { objectionId: id, householdId: householdId ?? null });
+        return id;
+      });
+    },
+
+    async pay(statementId: string, req: PayRequest): Promise<{ statement: StatementRecord; payments: PaymentRecord[]; posted: number; duplicates: number }> {
+      const s = store.requireStatement(statementId);
+      if (s.status !== "paid") workflowStep(stateOf(s), { action: "pay" }, req.actor, deps.now());
+      const correctedBy = store.statementsOf(s.villageId).find((x) => x.correctsStatementId === statementId && ["published", "paid", "closed"].includes(x.status));
+      if (correctedBy !== undefined) throw new SubsidyError(C.WRONG_STATE, `${statementId} was corrected by ${correctedBy.statementId}; pay that one`);
+      const cash = new Set(req.cashHouseholdIds ?? []);
+      const atMs = s.noticeUntilMs ?? s.publishedAtMs ?? s.createdAtMs;
+      const before = paidBefore(s);
+      const subsidyAccount = villageSubsidyAccountId(s.villageId);
+      await ledger.openAccount({ accountId: subsidyAccount, kind: "village-subsidy", villageId: s.villageId });
+      let posted = 0;
+      let duplicates = 0;
+      for (const { line, refundFen } of store.lines(statementId)) {
+        const amountFen = refundFen - (before.get(`${line.householdId}/${line.plotId}`) ?? 0);
+        if (amountFen === 0) continue;
+        await openHouseholdAccount(ledger, s.villageId, line.householdId);
+        const inCash = cash.has(line.householdId) && amountFen > 0;
+        const payee = inCash ? villageCashAccountId(s.villageId) : householdAccountId(line.householdId);
+        const what = s.correctsStatementId === undefined ? "grain electricity refund" : `correction of ${s.correctsStatementId}`;
+        const entry: LedgerEntry = {
+          idempotencyKey: subsidyIdempotencyKey(statementId, line.householdId, line.plotId),
+          kind: "subsidy",
+          lines: [
+            { accountId: subsidyAccount, amountFen: -amountFen },
+            { accountId: payee, amountFen },
+          ],
+          memo: `${what} ${s.seasonId} ${line.householdId}/${line.plotId}: ¥${fenToYuan(amountFen)}${inCash ? ` paid in cash to ${line.householdId}` : ""} (statement ${statementId}, policy ${s.programmeId}@v${s.policy.version})`,
+          actor: SUBSIDY_ACTOR,
+          atMs,
+        };
+        const result = await ledger.post(entry);
+        if (result.duplicate) duplicates++;
+        else posted++;
+        store.recordPayment({ statementId, householdId: line.householdId, plotId: line.plotId, method: inCash ? "cash" : "prepaid", amountFen, postingId: result.postingId, atMs: deps.now() });
+      }
+      const statement = s.status === "paid" ? s : step(statementId, { action: "pay" }, req.actor, "paid", { posted, duplicates, cash: [...cash] });
+      return { statement, payments: store.payments(statementId), posted, duplicates };
+    },
+
+    close: (statementId: string, actor: string, reason = "closed"): StatementRecord => step(statementId, { action: "close" }, actor, reason),
+
+    statement(statementId: string) {
+      const statement = store.requireStatement(statementId);
+      return { statement, lines: store.lines(statementId), steps: store.steps(statementId), objections: store.objections(statementId), payments: store.payments(statementId) };
+    },
+  };
+}
