@@ -5,10 +5,10 @@
 
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { chargedFen, chargesFor, emptyChargeState } from "../charges.js";
+import { chargedFen, chargesFor, emptyChargeState, type ChargeState } from "../charges.js";
 import type { Tariff } from "../tariff.js";
 import { chargeEntry } from "./charge-entries.js";
-import type { Account, Ledger, LedgerEntry } from "./ledger.js";
+import type { Account, ApplyChargesInput, Ledger, LedgerEntry } from "./ledger.js";
 import { LEDGER_STORE_ERROR_CODES as C } from "./store-errors.js";
 
 /** A fresh, empty store that can be opened, closed and opened again, seeing what the previous open left. */
@@ -137,6 +137,17 @@ export function runLedgerContract(name: string, factory: () => LedgerContractSto
         await expect(ledger.post(topUp("", 1))).rejects.toMatchObject({ code: C.INVALID_ENTRY });
         await expect(ledger.post({ ...topUp("pay/1", 1), actor: "" })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
         await expect(ledger.post(topUp("pay/1", 1, -1))).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+      });
+
+      it("refuses U+0000 and lone surrogates in keys, actors, memos and account ids, which PostgreSQL text cannot store", async () => {
+        await expect(ledger.post(topUp("pay/\u0000", 1))).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        await expect(ledger.post({ ...topUp("pay/1", 1), memo: "a\u0000b" })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        await expect(ledger.post({ ...topUp("pay/1", 1), actor: "user\u0000" })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        await expect(ledger.post(topUp("pay/1", 1, T0, "hh-1\u0000"))).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        await expect(ledger.post({ ...topUp("pay/1", 1), memo: "lone \ud800 surrogate" })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        await expect(ledger.post({ ...topUp("pay/1", 1), memo: "lone \udc00 surrogate" })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+        expect((await ledger.post({ ...topUp("pay/emoji", 1), memo: "充值 🌾" })).duplicate).toBe(false);
+        expect((await ledger.post(topUp("pay/1", 1))).duplicate).toBe(false);
       });
 
       it("refuses a line to an account never opened, and writes none of the entry's lines", async () => {
@@ -305,6 +316,153 @@ export function runLedgerContract(name: string, factory: () => LedgerContractSto
         if (meter === undefined) throw new Error("no meter state");
         await expect(ledger.applyCharges("m-2", { expectedRevision: 0, state: meter, entries: [] })).rejects.toMatchObject({ code: C.INVALID_ENTRY });
       });
+    });
+
+    describe("charge batches", () => {
+      const accounts = { householdAccountId: "hh-1", revenueAccountId: "rev" };
+      const installed = (meterId: string) => ({ type: "meter-installed", meterId, atMs: T0, initialWh: 0 }) as const;
+      const reading = (meterId: string, registerSeq: number, registerWh: number) => ({ meterId, registerSeq, atMs: T0 + registerSeq * 60_000, registerWh });
+
+      /** chargesFor's step for one meter, as applyCharges input, and the state to continue from. */
+      function step(from: ChargeState, meterId: string, registerWh: readonly number[], expectedRevision: number, chargeAccounts = accounts): { input: ApplyChargesInput; next: ChargeState } {
+        const seq0 = from.meters[meterId]?.lastRegisterSeq ?? 0;
+        const inputs = [...(from.meters[meterId] === undefined ? [installed(meterId)] : []), ...registerWh.map((wh, i) => reading(meterId, seq0 + i + 1, wh))];
+        const result = chargesFor(from, inputs, FLAT);
+        const state = result.state.meters[meterId];
+        if (state === undefined) throw new Error(`no state for ${meterId}`);
+        return { input: { expectedRevision, state, entries: result.postings.map((p) => chargeEntry(p, chargeAccounts)) }, next: result.state };
+      }
+
+      it("returns nothing for an empty batch", async () => {
+        expect(await ledger.applyChargesBatch([])).toEqual([]);
+      });
+
+      it("applies every item of a batch, reporting each revision and posting in item order", async () => {
+        const a = step(emptyChargeState(), "m-a", [10_000], 0);
+        const b = step(emptyChargeState(), "m-b", [20_000, 30_000], 0);
+        const results = await ledger.applyChargesBatch([
+          { meterId: "m-a", input: a.input },
+          { meterId: "m-b", input: b.input },
+        ]);
+        expect(results.map((r) => r.ok && r.revision)).toEqual([1, 1]);
+        expect(results.map((r) => r.ok && r.results.length)).toEqual([1, 2]);
+        expect(await ledger.loadChargeState("m-a")).toEqual({ revision: 1, state: a.input.state });
+        expect(await ledger.loadChargeState("m-b")).toEqual({ revision: 1, state: b.input.state });
+        expect(await ledger.balance("hh-1")).toBe(-(chargedFen(a.input.state) + chargedFen(b.input.state)));
+      });
+
+      it("rolls back a stale item alone, retryably, and commits the items around it", async () => {
+        const first = step(emptyChargeState(), "m-a", [10_000], 0);
+        await ledger.applyCharges("m-a", first.input);
+        const stale = step(first.next, "m-a", [20_000], 0);
+        const b = step(emptyChargeState(), "m-b", [5_000], 0);
+        const c = step(emptyChargeState(), "m-c", [7_000], 0);
+        const results = await ledger.applyChargesBatch([
+          { meterId: "m-b", input: b.input },
+          { meterId: "m-a", input: stale.input },
+          { meterId: "m-c", input: c.input },
+        ]);
+        expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+        expect(results[1]).toMatchObject({ ok: false, error: { code: C.CHARGE_STATE_CONFLICT, retryable: true } });
+        expect(await ledger.loadChargeState("m-a")).toEqual({ revision: 1, state: first.input.state });
+        expect(await ledger.balance("hh-1")).toBe(-(chargedFen(first.input.state) + chargedFen(b.input.state) + chargedFen(c.input.state)));
+      });
+
+      it("rolls back every posting of an item whose later posting names an unknown account, and nothing else", async () => {
+        const a = step(emptyChargeState(), "m-a", [10_000], 0);
+        const good = step(emptyChargeState(), "m-b", [10_000], 0);
+        const bad = step(good.next, "m-b", [20_000], 1);
+        const [okEntry] = bad.input.entries;
+        if (okEntry === undefined) throw new Error("expected a posting");
+        const missing = { ...okEntry, idempotencyKey: `${okEntry.idempotencyKey}/x`, lines: okEntry.lines.map((l) => (l.accountId === "hh-1" ? { ...l, accountId: "hh-missing" } : l)) };
+        const results = await ledger.applyChargesBatch([
+          { meterId: "m-b", input: good.input },
+          { meterId: "m-b", input: { ...bad.input, entries: [okEntry, missing] } },
+          { meterId: "m-a", input: a.input },
+        ]);
+        expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+        expect(results[1]).toMatchObject({ ok: false, error: { code: C.UNKNOWN_ACCOUNT } });
+        expect((await ledger.loadChargeState("m-b"))?.revision).toBe(1);
+        expect(await ledger.balance("hh-1")).toBe(-(chargedFen(good.input.state) + chargedFen(a.input.state)));
+        expect((await ledger.post(okEntry)).duplicate).toBe(false);
+      });
+
+      it("reports an idempotency conflict and an invalid item as that item's error", async () => {
+        const a = step(emptyChargeState(), "m-a", [10_000], 0);
+        const [entry] = a.input.entries;
+        if (entry === undefined) throw new Error("expected a posting");
+        await ledger.post({ ...entry, memo: "posted first with another memo" });
+        const b = step(emptyChargeState(), "m-b", [10_000], 0);
+        const results = await ledger.applyChargesBatch([
+          { meterId: "m-a", input: a.input },
+          { meterId: "m-other", input: b.input },
+          { meterId: "m-b", input: { ...b.input, expectedRevision: -1 } },
+          { meterId: "m-b", input: { ...b.input, entries: [{ ...entry, idempotencyKey: "unbalanced", lines: [{ accountId: "hh-1", amountFen: -1 }, { accountId: "rev", amountFen: 2 }] }] } },
+          { meterId: "m-b", input: b.input },
+        ]);
+        expect(results.map((r) => (r.ok ? "ok" : r.error.code))).toEqual([C.IDEMPOTENCY_CONFLICT, C.INVALID_ENTRY, C.INVALID_ENTRY, C.UNBALANCED, "ok"]);
+        expect(await ledger.loadChargeState("m-a")).toBeUndefined();
+        expect((await ledger.loadChargeState("m-b"))?.revision).toBe(1);
+      });
+
+      it("applies two items for one meter one after the other: the second sees the first's revision", async () => {
+        const first = step(emptyChargeState(), "m-a", [10_000], 0);
+        const second = step(first.next, "m-a", [25_000], 1);
+        const results = await ledger.applyChargesBatch([
+          { meterId: "m-a", input: first.input },
+          { meterId: "m-a", input: second.input },
+          { meterId: "m-a", input: second.input },
+        ]);
+        expect(results.map((r) => (r.ok ? r.revision : r.error.code))).toEqual([1, 2, C.CHARGE_STATE_CONFLICT]);
+        expect(await ledger.loadChargeState("m-a")).toEqual({ revision: 2, state: second.input.state });
+        expect(await ledger.balance("hh-1")).toBe(-chargedFen(second.input.state));
+      });
+
+      it("gives the same balances, states and posting outcomes as the same items applied one call at a time", async () => {
+        await fc.assert(
+          fc.asyncProperty(fc.array(fc.record({ meter: fc.integer({ min: 0, max: 2 }), addWh: fc.integer({ min: 0, max: 50_000 }), stale: fc.boolean() }), { minLength: 1, maxLength: 12 }), async (ops) => {
+            run += 1;
+            const items: { meterId: string; input: ApplyChargesInput }[] = [];
+            let state = emptyChargeState();
+            const revisions = new Map<string, number>();
+            for (const op of ops) {
+              const meterId = `m-batch-${run}-${op.meter}`;
+              const revision = revisions.get(meterId) ?? 0;
+              const last = state.meters[meterId]?.lastRegisterWh ?? 0;
+              const s = step(state, meterId, [last + op.addWh], op.stale && revision > 0 ? revision - 1 : revision);
+              items.push({ meterId, input: s.input });
+              if (!(op.stale && revision > 0)) {
+                state = s.next;
+                revisions.set(meterId, revision + 1);
+              }
+            }
+            const before = await ledger.balance("hh-1");
+            const batch = await ledger.applyChargesBatch(items);
+            const afterBatch = await ledger.balance("hh-1");
+            // The same items one call at a time, under fresh meter ids and keys: every outcome and the money must match.
+            const renamed = (meterId: string): string => `${meterId}-single`;
+            const single: (number | string)[] = [];
+            for (const item of items) {
+              const input = { ...item.input, state: { ...item.input.state, meterId: renamed(item.meterId) }, entries: item.input.entries.map((e) => ({ ...e, idempotencyKey: `${e.idempotencyKey}/single` })) };
+              try {
+                single.push((await ledger.applyCharges(renamed(item.meterId), input)).revision);
+              } catch (error) {
+                single.push((error as { code: string }).code);
+              }
+            }
+            expect(batch.map((r) => (r.ok ? r.revision : r.error.code))).toEqual(single);
+            expect((await ledger.balance("hh-1")) - afterBatch).toBe(afterBatch - before);
+            for (const meterId of new Set(items.map((i) => i.meterId))) {
+              const inBatch = await ledger.loadChargeState(meterId);
+              const oneByOne = await ledger.loadChargeState(renamed(meterId));
+              expect(oneByOne?.revision).toBe(inBatch?.revision);
+              expect(oneByOne && chargedFen(oneByOne.state)).toBe(inBatch && chargedFen(inBatch.state));
+            }
+          }),
+          { numRuns: 10 },
+        );
+      });
+      let run = 0;
     });
 
     describe("properties", () => {

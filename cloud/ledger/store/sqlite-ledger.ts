@@ -10,11 +10,14 @@ import { openDurableDatabase } from "../../sqlite.js";
 import type { MeterChargeState } from "../charges.js";
 import {
   checkAccount,
+  checkApplyChargesInput,
   checkEntry,
   sameAccount,
   sameContent,
   type Account,
   type AccountKind,
+  type ApplyChargesBatchItem,
+  type ApplyChargesBatchItemResult,
   type ApplyChargesInput,
   type ApplyChargesResult,
   type AuditRecord,
@@ -38,6 +41,7 @@ export interface SqliteLedgerOptions {
 }
 
 export interface SqliteLedger extends Ledger {
+  readonly kind: "sqlite";
   readonly path: string;
 }
 
@@ -155,8 +159,23 @@ export function openSqliteLedger(options: SqliteLedgerOptions): SqliteLedger {
     return { revision, results };
   });
 
+  // better-sqlite3 runs a transaction function called inside another one as a SAVEPOINT: an item that throws rolls
+  // back to its savepoint alone, and the outer transaction (one commit, one fsync) carries on with the next item.
+  const applyChargesBatchTx = db.transaction((items: readonly ApplyChargesBatchItem[]): ApplyChargesBatchItemResult[] =>
+    items.map(({ meterId, input }): ApplyChargesBatchItemResult => {
+      try {
+        checkApplyChargesInput(meterId, input);
+        return { ok: true, ...applyChargesTx(meterId, input) };
+      } catch (error) {
+        if (error instanceof LedgerStoreError) return { ok: false, error };
+        throw error;
+      }
+    }),
+  );
+
   let closed = false;
   return {
+    kind: "sqlite",
     path: options.path,
     openAccount: (account) =>
       settle(() => {
@@ -225,13 +244,10 @@ export function openSqliteLedger(options: SqliteLedgerOptions): SqliteLedger {
       }),
     applyCharges: (meterId, input) =>
       settle(() => {
-        if (input.state.meterId !== meterId) throw new LedgerStoreError(C.INVALID_ENTRY, `the state is for meter ${input.state.meterId}, not ${meterId}`);
-        if (!Number.isSafeInteger(input.expectedRevision) || input.expectedRevision < 0) {
-          throw new LedgerStoreError(C.INVALID_ENTRY, `expectedRevision must be a non-negative integer, got ${input.expectedRevision}`);
-        }
-        input.entries.forEach(checkEntry);
+        checkApplyChargesInput(meterId, input);
         return applyChargesTx.immediate(meterId, input);
       }),
+    applyChargesBatch: (items) => settle(() => (items.length === 0 ? [] : applyChargesBatchTx.immediate(items))),
     close: () =>
       settle(() => {
         if (closed) return;
