@@ -30,6 +30,7 @@ import {
   type RegistrySnapshot,
 } from "./policy.js";
 import { SecretHashError, hashSecret, verifySecret } from "./secrets.js";
+import { boundSessionQueues, type OutgoingQueuePersistence, type SessionQueueBound, type SessionQueueBoundOptions } from "./session-queue-bound.js";
 
 /** The logger port: pino's, narrowed to what the broker calls. */
 export type BrokerLog = Pick<Logger, "info" | "warn" | "error">;
@@ -59,6 +60,11 @@ export interface BrokerOptions {
   readonly connectTimeoutMs?: number | undefined;
   /** Clock for the connection-rate guard. */
   readonly now?: (() => number) | undefined;
+  /**
+   * Bound what aedes queues for these persistent sessions (the ingest's): past maxMessages unacknowledged, publishers
+   * wait instead of the queue growing (session-queue-bound.ts). Unbounded when absent.
+   */
+  readonly boundedSessions?: SessionQueueBoundOptions | undefined;
 }
 
 export interface BrokerCounters {
@@ -84,6 +90,8 @@ export interface RunningBroker {
   readonly port: number;
   readonly aedes: Aedes;
   readonly counters: Readonly<BrokerCounters>;
+  /** Present when boundedSessions was given. */
+  readonly sessionQueues: SessionQueueBound | undefined;
   status(): BrokerStatus;
   close(): Promise<void>;
 }
@@ -210,6 +218,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     },
   });
 
+  // aedes's `persistence` is its documented pluggable store; without one it is the in-memory aedes-persistence.
+  const sessionQueues = options.boundedSessions === undefined ? undefined : boundSessionQueues((aedes as unknown as { persistence: OutgoingQueuePersistence }).persistence, options.boundedSessions);
+
   aedes.on("clientReady", (client) => {
     counters.connections++;
     const identity = identities.get(client);
@@ -301,6 +312,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     port,
     aedes,
     counters,
+    sessionQueues,
     status: () => ({ ...counters, connectedClients: aedes.connectedClients }),
     close() {
       closing ??= (async () => {

@@ -59,4 +59,25 @@ describe("dedupe store", () => {
     for (const seq of [0, -1, 1.5, Number.NaN]) expect(() => store.record("gw-a", seq)).toThrow(RangeError);
     store.close();
   });
+  it("records a whole batch of keys in one call, across gateways and out of order", () => {
+    const store = openDedupeStore({ path: freshPath() });
+    store.record("gw-a", 1);
+    const outcome = store.recordMany([
+      { gatewayId: "gw-a", seq: 3 },
+      { gatewayId: "gw-b", seq: 1 },
+      { gatewayId: "gw-a", seq: 2 },
+      { gatewayId: "gw-a", seq: 1 },
+    ]);
+    expect(outcome).toEqual({ gaveUpSeqs: 0, alreadySeen: 1 });
+    expect(store.stateOf("gw-a")).toEqual({ highWater: 3, windowSize: 0 });
+    expect(store.stateOf("gw-b")).toEqual({ highWater: 1, windowSize: 0 });
+    store.close();
+  });
+
+  it("refuses a batch with an invalid seq and records none of it", () => {
+    const store = openDedupeStore({ path: freshPath() });
+    expect(() => store.recordMany([{ gatewayId: "gw-a", seq: 1 }, { gatewayId: "gw-a", seq: 0 }])).toThrow(RangeError);
+    expect(store.seen("gw-a", 1)).toBe(false);
+    store.close();
+  });
 });

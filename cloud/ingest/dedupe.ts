@@ -16,11 +16,21 @@ export interface DedupeStore {
   seen(gatewayId: string, seq: number): boolean;
   /** Record (gatewayId, seq) as handled; one transaction. Returns how many unseen seqs were given up to keep the window bounded. */
   record(gatewayId: string, seq: number): RecordOutcome;
+  /**
+   * Record many (gatewayId, seq) in ONE transaction (one fsync: the ingest's group commit). Returns the seqs given
+   * up in total, and how many of the keys had been recorded before.
+   */
+  recordMany(keys: readonly DedupeKey[]): { readonly gaveUpSeqs: number; readonly alreadySeen: number };
   /** seen then record in one transaction: true when it was new (and is now recorded). */
   checkAndRecord(gatewayId: string, seq: number): boolean;
   /** The high-water mark and window size for a gateway (status page, tests). */
   stateOf(gatewayId: string): { readonly highWater: number; readonly windowSize: number };
   close(): void;
+}
+
+export interface DedupeKey {
+  readonly gatewayId: string;
+  readonly seq: number;
 }
 
 export interface RecordOutcome {
@@ -81,7 +91,7 @@ export function openDedupeStore(options: DedupeOptions): DedupeStore {
     return inWindow.get(gatewayId, seq) !== undefined;
   }
 
-  const recordTx = db.transaction((gatewayId: string, seq: number): RecordOutcome => {
+  function recordOne(gatewayId: string, seq: number): RecordOutcome {
     const row = getGateway.get(gatewayId) ?? { high_water: 0, window_size: 0 };
     let highWater = row.high_water;
     let windowSize = row.window_size;
@@ -111,6 +121,17 @@ export function openDedupeStore(options: DedupeOptions): DedupeStore {
     }
     putGateway.run(gatewayId, highWater, windowSize);
     return { alreadySeen: false, gaveUpSeqs };
+  }
+  const recordTx = db.transaction(recordOne);
+  const recordManyTx = db.transaction((keys: readonly DedupeKey[]) => {
+    let gaveUpSeqs = 0;
+    let alreadySeen = 0;
+    for (const { gatewayId, seq } of keys) {
+      const outcome = recordOne(gatewayId, seq);
+      gaveUpSeqs += outcome.gaveUpSeqs;
+      if (outcome.alreadySeen) alreadySeen++;
+    }
+    return { gaveUpSeqs, alreadySeen };
   });
 
   return {
@@ -121,6 +142,10 @@ export function openDedupeStore(options: DedupeOptions): DedupeStore {
     record(gatewayId, seq) {
       checkSeq(gatewayId, seq);
       return recordTx.immediate(gatewayId, seq);
+    },
+    recordMany(keys) {
+      for (const { gatewayId, seq } of keys) checkSeq(gatewayId, seq);
+      return keys.length === 0 ? { gaveUpSeqs: 0, alreadySeen: 0 } : recordManyTx.immediate(keys);
     },
     checkAndRecord(gatewayId, seq) {
       checkSeq(gatewayId, seq);

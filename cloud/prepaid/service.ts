@@ -4,7 +4,9 @@
 // top-up re-grants the household's meters at once; command acks are recorded against their grant.
 //
 // Every step runs on one serial queue, so a grant is always sized from a balance and a register of the same
-// moment. The billing step throws when the ledger refuses it, so the ingest leaves the message unacknowledged and
+// moment. Billing comes in group-commit batches from the ingest (onBillingBatch): all the meters of a batch are
+// charged in ONE ledger transaction (applyChargesBatch: one fsync), then each household touched is re-granted once,
+// still on the queue, so the grant sees exactly the charges that transaction committed. The billing step throws when the ledger refuses it, so the ingest leaves the message unacknowledged and
 // it comes back (charges are idempotent on charge/<meterId>/<registerSeq>). Publishing is not awaited by the sink:
 // the grant is already stored, and a grant that is not acknowledged before it expires is re-sent with a new sequence.
 
@@ -14,7 +16,7 @@ import type { BillingReadings, Command, CommandAck } from "../../protocols/mqtt/
 import { chargesFor, emptyChargeState, type ChargeState } from "../ledger/charges.js";
 import type { ChargeInput, MeterReading } from "../ledger/charge-inputs.js";
 import { chargeEntry } from "../ledger/store/charge-entries.js";
-import type { Ledger } from "../ledger/store/ledger.js";
+import type { ApplyChargesBatchItem, Ledger } from "../ledger/store/ledger.js";
 import type { GrantRecord, Meter, Registry } from "../registry/registry.js";
 import { householdAccountId, openHouseholdAccount, villageRevenueAccountId } from "./accounts.js";
 import { decideGrant, outstandingGrantFen, type CreditGrantBody } from "./next-grant.js";
@@ -37,6 +39,12 @@ export interface PrepaidDeps {
   readonly maxBalanceFen?: number;
 }
 
+/** One billing message and the gateway it came from (the ingest's BillingItem). */
+export interface BillingItem {
+  readonly readings: BillingReadings;
+  readonly gatewayId: string;
+}
+
 export interface PrepaidCounters {
   readingsCharged: number;
   postings: number;
@@ -50,8 +58,10 @@ export interface PrepaidCounters {
 
 export interface PrepaidService {
   readonly counters: Readonly<PrepaidCounters>;
-  /** The ingest's billing sink. */
+  /** The ingest's billing sink, one message; throws when it was not charged (so it is redelivered). */
   onBilling(readings: BillingReadings, gatewayId: string): Promise<void>;
+  /** The ingest's group-commit billing sink: one outcome per message, null when charged (see billingBatchNow). */
+  onBillingBatch(items: readonly BillingItem[]): Promise<(Error | null)[]>;
   onCommandAck(ack: CommandAck, gatewayId: string): Promise<void>;
   /** Record an officer's cash top-up and re-grant the household's meters at once. */
   topUp(request: Omit<TopUpRequest, "atMs" | "maxBalanceFen"> & { atMs?: number }): Promise<TopUpResult>;
@@ -88,7 +98,8 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     return household;
   }
 
-  async function chargeMeter(meter: Meter, readings: readonly MeterReading[]): Promise<void> {
+  /** The applyCharges step for one meter's readings (in registerSeq order), or undefined when nothing changes. */
+  async function planCharge(meter: Meter, readings: readonly MeterReading[]): Promise<ApplyChargesBatchItem | undefined> {
     const { villageId } = await ensureAccounts(meter.householdId);
     const loaded = await ledger.loadChargeState(meter.meterId);
     const state: ChargeState = loaded === undefined ? emptyChargeState() : { meters: { [meter.meterId]: loaded.state } };
@@ -107,11 +118,80 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       log.warn({ meterId: meter.meterId, reason: h.reason, detail: h.detail }, "prepaid: billing input held for review");
     }
     const next = result.state.meters[meter.meterId];
-    if (next === undefined || next === loaded?.state) return;
+    if (next === undefined || next === loaded?.state) return undefined;
     const accounts = { householdAccountId: householdAccountId(meter.householdId), revenueAccountId: villageRevenueAccountId(villageId) };
-    await ledger.applyCharges(meter.meterId, { expectedRevision: loaded?.revision ?? 0, state: next, entries: result.postings.map((p) => chargeEntry(p, accounts)) });
-    counters.readingsCharged += readings.length;
-    counters.postings += result.postings.length;
+    return { meterId: meter.meterId, input: { expectedRevision: loaded?.revision ?? 0, state: next, entries: result.postings.map((p) => chargeEntry(p, accounts)) } };
+  }
+
+  /**
+   * A group-commit batch of billing messages: every meter's readings of the whole batch in one chargesFor step (in
+   * registerSeq order, so the same meter in two messages is charged as if they came one after the other), all meters
+   * in ONE ledger transaction (applyChargesBatch), then each touched household re-granted once, from the balance and
+   * registers that transaction left. Outcomes per message: a message fails when a meter it carries failed.
+   */
+  async function billingBatchNow(items: readonly BillingItem[]): Promise<(Error | null)[]> {
+    const outcome: (Error | null)[] = items.map(() => null);
+    const fail = (indexes: Iterable<number>, error: unknown): void => {
+      for (const i of indexes) outcome[i] ??= error instanceof Error ? error : new Error(String(error));
+    };
+    const meters = new Map<string, Meter | undefined>();
+    const byMeter = new Map<string, { meter: Meter; readings: MeterReading[]; items: Set<number> }>();
+    items.forEach(({ readings: batch, gatewayId }, index) => {
+      for (const r of batch.readings) {
+        // The edge guard limits the import register, so that is the register charged and granted on.
+        if (r.role !== "import_energy") continue;
+        if (!meters.has(r.meterId)) meters.set(r.meterId, registry.getMeter(r.meterId));
+        const meter = meters.get(r.meterId);
+        if (meter?.gatewayId !== gatewayId) {
+          counters.unknownMeter++;
+          log.warn({ meterId: r.meterId, gatewayId, registeredGateway: meter?.gatewayId ?? null }, "prepaid: billing for a meter not registered to this gateway; not charged");
+          continue;
+        }
+        let group = byMeter.get(meter.meterId);
+        if (group === undefined) {
+          group = { meter, readings: [], items: new Set() };
+          byMeter.set(meter.meterId, group);
+        }
+        group.readings.push({ meterId: r.meterId, registerSeq: r.registerSeq, atMs: Date.parse(r.at), registerWh: r.energyWh });
+        group.items.add(index);
+      }
+    });
+    const planned: { group: { meter: Meter; readings: MeterReading[]; items: Set<number> }; item: ApplyChargesBatchItem }[] = [];
+    const households = new Map<string, Set<number>>();
+    const touch = (householdId: string, indexes: Iterable<number>): void => {
+      const set = households.get(householdId) ?? new Set<number>();
+      for (const i of indexes) set.add(i);
+      households.set(householdId, set);
+    };
+    for (const group of byMeter.values()) {
+      try {
+        const item = await planCharge(group.meter, group.readings.sort((a, b) => a.registerSeq - b.registerSeq));
+        if (item === undefined) touch(group.meter.householdId, group.items);
+        else planned.push({ group, item });
+      } catch (error) {
+        fail(group.items, error);
+      }
+    }
+    // Rejects only when the transaction as a whole could not commit: then every message comes back.
+    const results = planned.length === 0 ? [] : await ledger.applyChargesBatch(planned.map((p) => p.item));
+    planned.forEach(({ group, item }, k) => {
+      const result = results[k];
+      if (result?.ok !== true) {
+        fail(group.items, result?.error ?? new Error(`applyChargesBatch returned no result for meter ${item.meterId}`));
+        return;
+      }
+      counters.readingsCharged += group.readings.length;
+      counters.postings += result.results.length;
+      touch(group.meter.householdId, group.items);
+    });
+    for (const [householdId, indexes] of households) {
+      try {
+        await regrantHouseholdNow(householdId, "billing");
+      } catch (error) {
+        fail(indexes, error);
+      }
+    }
+    return outcome;
   }
 
   function publish(grant: GrantRecord, body: CreditGrantBody): void {
@@ -202,27 +282,12 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     counters,
     onBilling(batch, gatewayId) {
       return serial(async () => {
-        const byMeter = new Map<string, MeterReading[]>();
-        for (const r of batch.readings) {
-          // The edge guard limits the import register, so that is the register charged and granted on.
-          if (r.role !== "import_energy") continue;
-          const list = byMeter.get(r.meterId) ?? [];
-          list.push({ meterId: r.meterId, registerSeq: r.registerSeq, atMs: Date.parse(r.at), registerWh: r.energyWh });
-          byMeter.set(r.meterId, list);
-        }
-        const households = new Set<string>();
-        for (const [meterId, readings] of byMeter) {
-          const meter = registry.getMeter(meterId);
-          if (meter?.gatewayId !== gatewayId) {
-            counters.unknownMeter++;
-            log.warn({ meterId, gatewayId, registeredGateway: meter?.gatewayId ?? null }, "prepaid: billing for a meter not registered to this gateway; not charged");
-            continue;
-          }
-          await chargeMeter(meter, readings.sort((a, b) => a.registerSeq - b.registerSeq));
-          households.add(meter.householdId);
-        }
-        for (const householdId of households) await regrantHouseholdNow(householdId, "billing");
+        const [error] = await billingBatchNow([{ readings: batch, gatewayId }]);
+        if (error !== null && error !== undefined) throw error;
       });
+    },
+    onBillingBatch(items) {
+      return serial(() => billingBatchNow(items));
     },
     onCommandAck(ack, gatewayId) {
       return serial(() => {
