@@ -19,7 +19,7 @@ import { chargeEntry } from "../ledger/store/charge-entries.js";
 import type { ApplyChargesBatchItem, Ledger } from "../ledger/store/ledger.js";
 import type { GrantRecord, Meter, Registry } from "../registry/registry.js";
 import { householdAccountId, openHouseholdAccount, villageRevenueAccountId } from "./accounts.js";
-import { decideGrant, outstandingGrantFen, type CreditGrantBody } from "./next-grant.js";
+import { decideGrant, grantBody, outstandingGrantFen, type CreditGrantBody } from "./next-grant.js";
 import { recordTopUp, type TopUpRequest, type TopUpResult } from "./top-up.js";
 
 export type PrepaidLog = Pick<Logger, "info" | "warn" | "error" | "debug">;
@@ -234,6 +234,8 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     }
     const balanceFen = await ledger.balance(householdAccountId(meter.householdId));
     const last = registry.lastGrant(meter.meterId);
+    // The village's friendly periods ride on every grant, so the edge keeps power on in them even offline.
+    const friendlyPeriods = registry.villagePolicyAt(household.villageId, nowMs).friendlyPeriods;
     const decision = decideGrant({
       meterId: meter.meterId,
       balanceFen,
@@ -245,13 +247,14 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       reconnect: meter.reconnect,
       otherGrantsFen,
       cutReserveFen,
+      friendlyPeriods,
     });
     let body: CreditGrantBody;
     if (decision.send) {
       body = decision.grant;
     } else if (decision.reason === "unchanged" && decision.limitWh !== undefined && last !== undefined && needsResend(last, nowMs)) {
       counters.grantsResent++;
-      body = { type: "credit.grant", meterId: meter.meterId, grantSeq: last.grantSeq + 1, limitWh: decision.limitWh, reconnect: meter.reconnect };
+      body = grantBody(meter.meterId, last.grantSeq + 1, decision.limitWh, meter.reconnect, friendlyPeriods);
     } else {
       if (decision.reason === "no-tariff") log.warn({ meterId: meter.meterId, tariffId: meter.tariffId }, "prepaid: no tariff in force; no credit granted");
       return;
@@ -265,6 +268,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       gatewayId: meter.gatewayId,
       issuedAtMs: nowMs,
       expiresAtMs: nowMs + ttlMs,
+      friendlyPeriods: body.friendlyPeriods ?? [],
     });
     counters.grantsSent++;
     log.info(
