@@ -18,6 +18,7 @@ import type { ChargeInput, MeterReading } from "../ledger/charge-inputs.js";
 import { chargeEntry } from "../ledger/store/charge-entries.js";
 import type { ApplyChargesBatchItem, Ledger } from "../ledger/store/ledger.js";
 import type { GrantRecord, Meter, Registry } from "../registry/registry.js";
+import { meterDayDeltas } from "../subsidy/meter-days.js";
 import { householdAccountId, openHouseholdAccount, villageRevenueAccountId } from "./accounts.js";
 import { decideGrant, grantBody, outstandingGrantFen, type CreditGrantBody } from "./next-grant.js";
 import { recordTopUp, type TopUpRequest, type TopUpResult } from "./top-up.js";
@@ -120,7 +121,10 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     const next = result.state.meters[meter.meterId];
     if (next === undefined || next === loaded?.state) return undefined;
     const accounts = { householdAccountId: householdAccountId(meter.householdId), revenueAccountId: villageRevenueAccountId(villageId) };
-    return { meterId: meter.meterId, input: { expectedRevision: loaded?.revision ?? 0, state: next, entries: result.postings.map((p) => chargeEntry(p, accounts)) } };
+    // The day rows come from the same step (its inputs include the commissioning event), and are written in the
+    // ledger's charge transaction: settlement's usage never diverges from what was charged.
+    const meterDays = meterDayDeltas({ meterId: meter.meterId, before: loaded?.state, inputs, result });
+    return { meterId: meter.meterId, input: { expectedRevision: loaded?.revision ?? 0, state: next, entries: result.postings.map((p) => chargeEntry(p, accounts)), meterDays } };
   }
 
   /**

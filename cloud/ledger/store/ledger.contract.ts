@@ -5,6 +5,8 @@
 
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { meterDayDeltas, type MeterDay } from "../../subsidy/meter-days.js";
+import type { ChargeInput } from "../charge-inputs.js";
 import { chargedFen, chargesFor, emptyChargeState, type ChargeState } from "../charges.js";
 import type { Tariff } from "../tariff.js";
 import { chargeEntry } from "./charge-entries.js";
@@ -19,6 +21,8 @@ export interface LedgerContractStore {
    * with a database shell could do. Portable SQL only (plain UPDATE / DELETE on the port's tables).
    */
   rawSql(sql: string): Promise<void>;
+  /** Test hook: the rows of one SELECT, through the store's own connection, bypassing the port. */
+  rawRows(sql: string): Promise<Record<string, unknown>[]>;
   /** Remove whatever the store left behind (temporary files, schemas). */
   dispose(): Promise<void> | void;
 }
@@ -463,6 +467,196 @@ export function runLedgerContract(name: string, factory: () => LedgerContractSto
         );
       });
       let run = 0;
+    });
+
+    describe("meter days", () => {
+      const accounts = { householdAccountId: "hh-1", revenueAccountId: "rev" };
+      // 2025-06-27 12:53 Asia/Shanghai; readings every 5 h, so a step of a few readings crosses midnight.
+      const at = (registerSeq: number): number => T0 + registerSeq * 5 * 3_600_000;
+
+      /** One chargesFor step of a meter, with its day deltas, as applyCharges input. */
+      function dayStep(from: ChargeState, meterId: string, registerWh: readonly number[], expectedRevision: number): { input: ApplyChargesInput; next: ChargeState } {
+        const before = from.meters[meterId];
+        const seq0 = before?.lastRegisterSeq ?? 0;
+        const inputs: ChargeInput[] = [
+          ...(before === undefined ? [{ type: "meter-installed", meterId, atMs: T0, initialWh: 0 } as const] : []),
+          ...registerWh.map((wh, i) => ({ meterId, registerSeq: seq0 + i + 1, atMs: at(seq0 + i + 1), registerWh: wh })),
+        ];
+        const result = chargesFor(from, inputs, FLAT);
+        const state = result.state.meters[meterId];
+        if (state === undefined) throw new Error(`no state for ${meterId}`);
+        const meterDays = meterDayDeltas({ meterId, before, inputs, result });
+        return { input: { expectedRevision, state, entries: result.postings.map((p) => chargeEntry(p, accounts)), meterDays }, next: result.state };
+      }
+
+      async function daysOf(meterId: string): Promise<MeterDay[]> {
+        const rows = await store.rawRows(
+          `SELECT meter_id, day, energy_wh, charged_fen, night_wh, readings, first_at_ms, last_at_ms, first_register_wh, last_register_wh
+             FROM ledger_meter_days WHERE meter_id = '${meterId}' ORDER BY day`,
+        );
+        // PostgreSQL's int8 comes back as text through a plain client.
+        const n = (v: unknown): number => Number(v);
+        return rows.map((r) => ({
+          meterId: String(r.meter_id), day: String(r.day), energyWh: n(r.energy_wh), chargedFen: n(r.charged_fen), nightWh: n(r.night_wh), readings: n(r.readings),
+          firstAtMs: n(r.first_at_ms), lastAtMs: n(r.last_at_ms), firstRegisterWh: n(r.first_register_wh), lastRegisterWh: n(r.last_register_wh),
+        }));
+      }
+
+      it("writes a step's day rows with its charges: energy and fen per local day, summing to the meter's", async () => {
+        const a = dayStep(emptyChargeState(), "m-d", [4_000, 9_000, 9_500, 20_000, 26_000], 0);
+        await ledger.applyCharges("m-d", a.input);
+        const days = await daysOf("m-d");
+        expect(days).toEqual(a.input.meterDays);
+        expect(days.length).toBeGreaterThan(1);
+        expect(days.reduce((sum, d) => sum + d.energyWh, 0)).toBe(26_000);
+        expect(days.reduce((sum, d) => sum + d.chargedFen, 0)).toBe(chargedFen(a.input.state));
+
+        // A second step adds to the day it shares with the first, in a batch this time.
+        const b = dayStep(a.next, "m-d", [30_000], 1);
+        const [result] = await ledger.applyChargesBatch([{ meterId: "m-d", input: b.input }]);
+        expect(result?.ok).toBe(true);
+        const after = await daysOf("m-d");
+        expect(after.reduce((sum, d) => sum + d.energyWh, 0)).toBe(30_000);
+        expect(after.reduce((sum, d) => sum + d.readings, 0)).toBe(6);
+        expect(after.reduce((sum, d) => sum + d.chargedFen, 0)).toBe(chargedFen(b.input.state));
+        expect(after.at(-1)?.lastRegisterWh).toBe(30_000);
+      });
+
+      it("folds two deltas of one day in one item into the row a single step over the same readings writes", async () => {
+        const s1 = dayStep(emptyChargeState(), "m-f", [4_000], 0);
+        const s2 = dayStep(s1.next, "m-f", [9_000, 9_500], 1);
+        const whole = dayStep(emptyChargeState(), "m-f", [4_000, 9_000, 9_500], 0);
+        const meterDays = [...(s1.input.meterDays ?? []), ...(s2.input.meterDays ?? [])];
+        expect(meterDays.filter((d) => d.day === meterDays[0]?.day)).toHaveLength(2);
+        await ledger.applyCharges("m-f", { expectedRevision: 0, state: s2.input.state, entries: [...s1.input.entries, ...s2.input.entries], meterDays });
+        expect(await daysOf("m-f")).toEqual(whole.input.meterDays);
+      });
+
+      it("writes no day for a step refused as stale, alone or as a batch item, and commits the days of the items around it", async () => {
+        const first = dayStep(emptyChargeState(), "m-a", [10_000], 0);
+        await ledger.applyCharges("m-a", first.input);
+        const stale = dayStep(first.next, "m-a", [20_000, 30_000], 0);
+        await expect(ledger.applyCharges("m-a", stale.input)).rejects.toMatchObject({ code: C.CHARGE_STATE_CONFLICT });
+        const b = dayStep(emptyChargeState(), "m-b", [5_000], 0);
+        const c = dayStep(emptyChargeState(), "m-c", [7_000], 0);
+        const results = await ledger.applyChargesBatch([
+          { meterId: "m-b", input: b.input },
+          { meterId: "m-a", input: stale.input },
+          { meterId: "m-c", input: c.input },
+        ]);
+        expect(results.map((r) => (r.ok ? "ok" : r.error.code))).toEqual(["ok", C.CHARGE_STATE_CONFLICT, "ok"]);
+        expect(await daysOf("m-a")).toEqual(first.input.meterDays);
+        expect(await daysOf("m-b")).toEqual(b.input.meterDays);
+        expect(await daysOf("m-c")).toEqual(c.input.meterDays);
+      });
+
+      it("writes no day for an item refused for an unknown account", async () => {
+        const good = dayStep(emptyChargeState(), "m-u", [10_000], 0);
+        const [entry] = good.input.entries;
+        if (entry === undefined) throw new Error("expected a posting");
+        const missing = { ...entry, lines: entry.lines.map((l) => (l.accountId === "hh-1" ? { ...l, accountId: "hh-missing" } : l)) };
+        const [result] = await ledger.applyChargesBatch([{ meterId: "m-u", input: { ...good.input, entries: [missing] } }]);
+        expect(result).toMatchObject({ ok: false, error: { code: C.UNKNOWN_ACCOUNT } });
+        expect(await daysOf("m-u")).toEqual([]);
+      });
+
+      it("adds nothing twice when a batch is replayed: its postings are duplicates, its stale revisions refuse its days", async () => {
+        const a = dayStep(emptyChargeState(), "m-a", [10_000, 15_000], 0);
+        const b = dayStep(emptyChargeState(), "m-b", [20_000], 0);
+        const items = [
+          { meterId: "m-a", input: a.input },
+          { meterId: "m-b", input: b.input },
+        ];
+        expect((await ledger.applyChargesBatch(items)).map((r) => r.ok)).toEqual([true, true]);
+        const written = [await daysOf("m-a"), await daysOf("m-b")];
+        const replay = await ledger.applyChargesBatch(items);
+        expect(replay.map((r) => (r.ok ? "ok" : r.error.code))).toEqual([C.CHARGE_STATE_CONFLICT, C.CHARGE_STATE_CONFLICT]);
+        // The step recomputed from the stored state, as the caller does on a conflict: the readings are stale-seq, no day.
+        const again = dayStep(a.next, "m-a", [], 1);
+        expect(again.input.meterDays).toEqual([]);
+        await ledger.applyCharges("m-a", again.input);
+        expect([await daysOf("m-a"), await daysOf("m-b")]).toEqual(written);
+        expect(await ledger.balance("hh-1")).toBe(-(chargedFen(a.input.state) + chargedFen(b.input.state)));
+      });
+
+      it("refuses bad day deltas with LEDGER_INVALID_ENTRY and writes nothing of the item, alone or in a batch", async () => {
+        const s = dayStep(emptyChargeState(), "m-x", [10_000], 0);
+        const [day] = s.input.meterDays ?? [];
+        if (day === undefined) throw new Error("expected a day");
+        const bad: Record<string, MeterDay> = {
+          "another meter": { ...day, meterId: "m-y" },
+          "a float": { ...day, energyWh: day.energyWh + 0.5, lastRegisterWh: day.lastRegisterWh + 0.5 },
+          "a negative fen": { ...day, chargedFen: -1 },
+          "no calendar day": { ...day, day: "2025-02-30" },
+          "a slashed day": { ...day, day: day.day.replaceAll("-", "/") },
+          "another day than its readings": { ...day, day: "2025-01-01" },
+          "night over energy": { ...day, nightWh: day.energyWh + 1 },
+          "energy that is not the count moved": { ...day, energyWh: day.energyWh - 1 },
+          "last before first": { ...day, firstAtMs: day.lastAtMs + 1 },
+        };
+        for (const [why, delta] of Object.entries(bad)) {
+          const input = { ...s.input, meterDays: [delta] };
+          await expect(ledger.applyCharges("m-x", input), why).rejects.toMatchObject({ code: C.INVALID_ENTRY });
+          const results = await ledger.applyChargesBatch([{ meterId: "m-x", input }]);
+          expect(results.map((r) => (r.ok ? "ok" : r.error.code)), why).toEqual([C.INVALID_ENTRY]);
+        }
+        expect(await ledger.loadChargeState("m-x")).toBeUndefined();
+        expect(await daysOf("m-x")).toEqual([]);
+        expect(await daysOf("m-y")).toEqual([]);
+        expect(await ledger.balance("hh-1")).toBe(0);
+      });
+
+      it("keeps Σ day energy and fen equal to the meter's charged energy and fen under random readings, batches and replays", async () => {
+        let run = 0;
+        const readingArb = fc.record({ addWh: fc.integer({ min: 0, max: 30_000 }), gapMs: fc.integer({ min: 60_000, max: 40 * 3_600_000 }), replay: fc.boolean() });
+        await fc.assert(
+          fc.asyncProperty(fc.array(fc.array(readingArb, { maxLength: 5 }), { minLength: 1, maxLength: 6 }), async (steps) => {
+            run += 1;
+            const meterId = `m-days-${run}`;
+            let state = emptyChargeState();
+            let revision = 0;
+            let seq = 0;
+            let registerWh = 500;
+            let atMs = T0;
+            const sent: ChargeInput[] = [];
+            for (const step of steps) {
+              const before = state.meters[meterId];
+              const inputs: ChargeInput[] = before === undefined ? [{ type: "meter-installed", meterId, atMs, initialWh: registerWh }] : [];
+              for (const r of step) {
+                const old = sent[sent.length - 1 - (seq % 3)];
+                if (r.replay && old !== undefined) {
+                  // A redelivered reading, as the ingest builds it (a new object each message): the charge core ignores it.
+                  inputs.push({ ...old });
+                  continue;
+                }
+                seq += 1;
+                registerWh += r.addWh;
+                atMs += r.gapMs;
+                const reading = { meterId, registerSeq: seq, atMs, registerWh };
+                inputs.push(reading);
+                sent.push(reading);
+              }
+              const result = chargesFor(state, inputs, FLAT);
+              const next = result.state.meters[meterId];
+              if (next === undefined) continue;
+              const meterDays = meterDayDeltas({ meterId, before, inputs, result });
+              const input = { expectedRevision: revision, state: next, entries: result.postings.map((p) => chargeEntry(p, accounts)), meterDays };
+              const [outcome] = await ledger.applyChargesBatch([{ meterId, input }]);
+              expect(outcome?.ok ? "ok" : outcome?.error.message).toBe("ok");
+              // The same step sent again (a redelivered batch) is refused whole.
+              await expect(ledger.applyCharges(meterId, input)).rejects.toMatchObject({ code: C.CHARGE_STATE_CONFLICT });
+              state = result.state;
+              revision += 1;
+            }
+            const meter = state.meters[meterId];
+            const days = await daysOf(meterId);
+            expect(days.reduce((sum, d) => sum + d.energyWh, 0)).toBe(meter?.attributedWh ?? 0);
+            expect(days.reduce((sum, d) => sum + d.chargedFen, 0)).toBe(meter === undefined ? 0 : chargedFen(meter));
+            expect(days.reduce((sum, d) => sum + d.readings, 0)).toBe(seq);
+          }),
+          { numRuns: 15 },
+        );
+      });
     });
 
     describe("properties", () => {

@@ -5,6 +5,8 @@
 // The port is asynchronous although better-sqlite3 is not, so that a PostgreSQL implementation fits the same shape.
 // The entry checks below are pure and shared, so every implementation refuses the same entries with the same codes.
 
+import { isLocalDay, localDayOf } from "../../subsidy/local-day.js";
+import type { MeterDayDelta } from "../../subsidy/meter-days.js";
 import type { MeterChargeState } from "../charges.js";
 import { LEDGER_STORE_ERROR_CODES as C, LedgerStoreError } from "./store-errors.js";
 
@@ -104,6 +106,12 @@ export interface ApplyChargesInput {
   readonly state: MeterChargeState;
   /** The charge postings of that step, mapped to entries (charge-entries.ts). */
   readonly entries: readonly LedgerEntry[];
+  /**
+   * The step's daily usage of this meter (subsidy/meter-days.ts meterDayDeltas), added to ledger_meter_days in the
+   * same transaction as the postings and the state: a refused item adds no day, and a step is counted exactly once
+   * because it commits only against the revision it was computed from.
+   */
+  readonly meterDays?: readonly MeterDayDelta[];
 }
 
 export interface ApplyChargesResult {
@@ -136,8 +144,9 @@ export interface Ledger {
   audit(postingId: number): Promise<AuditRecord | undefined>;
   loadChargeState(meterId: string): Promise<StoredChargeState | undefined>;
   /**
-   * In ONE transaction: check the revision, post every entry (idempotently), store the new state. Any refusal (an
-   * unknown account, an idempotency conflict, a stale revision) writes nothing at all.
+   * In ONE transaction: check the revision, post every entry (idempotently), store the new state, add the day deltas
+   * (meterDays) to the meter's day rows. Any refusal (an unknown account, an idempotency conflict, a stale revision)
+   * writes nothing at all, no day either.
    */
   applyCharges(meterId: string, input: ApplyChargesInput): Promise<ApplyChargesResult>;
   /**
@@ -216,6 +225,34 @@ export function checkApplyChargesInput(meterId: string, input: ApplyChargesInput
     throw invalid(`expectedRevision must be a non-negative integer, got ${input.expectedRevision}`);
   }
   input.entries.forEach(checkEntry);
+  if (input.meterDays !== undefined) {
+    // Declared first, so the guard against untyped callers does not widen it to any[] (as in checkEntry).
+    const days: readonly MeterDayDelta[] = input.meterDays;
+    if (!Array.isArray(input.meterDays)) throw invalid("meterDays must be an array");
+    for (const day of days) checkMeterDay(meterId, day);
+  }
+}
+
+const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+
+/**
+ * Everything the day table's CHECKs would refuse, refused here first with the port's code: on PostgreSQL a CHECK
+ * violation inside the batch function is not a per-item refusal and would abort the whole batch.
+ */
+function checkMeterDay(meterId: string, d: MeterDayDelta): void {
+  if (typeof d !== "object" || d === null) throw invalid("every meterDays item must be an object");
+  const what = `meter day ${String(d.day)} of ${String(d.meterId)}`;
+  if (d.meterId !== meterId) throw invalid(`${what} is not for meter ${meterId}`);
+  if (typeof d.day !== "string" || !isLocalDay(d.day)) throw invalid(`${what}: day must be a calendar day YYYY-MM-DD`);
+  const counts = { energyWh: d.energyWh, chargedFen: d.chargedFen, nightWh: d.nightWh, readings: d.readings, firstAtMs: d.firstAtMs, lastAtMs: d.lastAtMs, firstRegisterWh: d.firstRegisterWh, lastRegisterWh: d.lastRegisterWh };
+  for (const [field, value] of Object.entries(counts)) {
+    if (!isCount(value)) throw invalid(`${what}: ${field} must be a non-negative integer, got ${String(value)}`);
+  }
+  if (d.nightWh > d.energyWh) throw invalid(`${what}: nightWh ${d.nightWh} exceeds energyWh ${d.energyWh}`);
+  if (d.firstAtMs > d.lastAtMs) throw invalid(`${what}: firstAtMs is after lastAtMs`);
+  if (localDayOf(d.firstAtMs) !== d.day || localDayOf(d.lastAtMs) !== d.day) throw invalid(`${what}: its readings were not taken that local day`);
+  // The row's own invariant (meter-days.ts): its energy is the count it moved.
+  if (d.lastRegisterWh - d.firstRegisterWh !== d.energyWh) throw invalid(`${what}: energyWh ${d.energyWh} is not lastRegisterWh − firstRegisterWh`);
 }
 
 export function checkAccount(account: Account): void {

@@ -92,6 +92,29 @@ CREATE TABLE ledger_meter_charge_state (
 ) STRICT;
 `,
   },
+  {
+    version: 3,
+    name: "meter-days",
+    // subsidy/meter-days.ts METER_DAYS_SCHEMA_SQL as it stood when this migration was released, copied rather than
+    // imported so that a later edit there cannot change a released migration (sqlite-ledger.test.ts compares the two).
+    sql: `
+-- Each meter's daily usage (subsidy/meter-days.ts), added to in the transaction of the charges it counts. Not money:
+-- a row is a running sum, updated in place, and always equals what the applied steps of that day charged.
+CREATE TABLE ledger_meter_days (
+  meter_id          TEXT    NOT NULL,
+  day               TEXT    NOT NULL CHECK (length(day) = 10),
+  energy_wh         INTEGER NOT NULL CHECK (energy_wh >= 0),
+  charged_fen       INTEGER NOT NULL CHECK (charged_fen >= 0),
+  night_wh          INTEGER NOT NULL CHECK (night_wh >= 0 AND night_wh <= energy_wh),
+  readings          INTEGER NOT NULL CHECK (readings >= 0),
+  first_at_ms       INTEGER NOT NULL,
+  last_at_ms        INTEGER NOT NULL,
+  first_register_wh INTEGER NOT NULL,
+  last_register_wh  INTEGER NOT NULL,
+  PRIMARY KEY (meter_id, day)
+) STRICT, WITHOUT ROWID;
+`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -14,7 +14,7 @@
 // on unrelated rows (predicate locks on index pages) and of retrying whole batches of hundreds of readings.
 //
 // Round trips: a post, an applyCharges and a whole applyChargesBatch are each ONE statement calling a PL/pgSQL
-// function (ledger_post_entry, ledger_apply_charges_batch; postgres-migrations.ts version 3), so each is one
+// function (ledger_post_entry, ledger_apply_charges_batch; postgres-migrations.ts versions 3 and 4), so each is one
 // transaction and one round trip; a batch item's savepoint is the function's BEGIN … EXCEPTION block. Doing it from
 // here instead (SAVEPOINT, compare-and-set, insert, RELEASE per item) measured ≈1,500 readings/s: round trips, not
 // the disk, were the limit.
@@ -24,6 +24,7 @@
 // Deadlocks (two batches taking the same rows in opposite orders) abort one statement whole; it is retried.
 
 import pg from "pg";
+import { mergeMeterDayDeltas } from "../../subsidy/meter-days.js";
 import type { MeterChargeState } from "../charges.js";
 import {
   checkAccount,
@@ -156,8 +157,16 @@ function entryJson(entry: LedgerEntry): object {
   };
 }
 
+/** An item's day deltas folded to one per day: the function's upsert may touch a row only once per statement. */
+function meterDaysJson(input: ApplyChargesInput): object[] {
+  return mergeMeterDayDeltas(input.meterDays ?? []).map((d) => ({
+    day: d.day, energyWh: d.energyWh, chargedFen: d.chargedFen, nightWh: d.nightWh, readings: d.readings,
+    firstAtMs: d.firstAtMs, lastAtMs: d.lastAtMs, firstRegisterWh: d.firstRegisterWh, lastRegisterWh: d.lastRegisterWh,
+  }));
+}
+
 function itemJson(meterId: string, input: ApplyChargesInput): object {
-  return { meterId, expectedRevision: input.expectedRevision, stateJson: JSON.stringify(input.state), entries: input.entries.map(entryJson) };
+  return { meterId, expectedRevision: input.expectedRevision, stateJson: JSON.stringify(input.state), entries: input.entries.map(entryJson), meterDays: meterDaysJson(input) };
 }
 
 interface PostedJson {

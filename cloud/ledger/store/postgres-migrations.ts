@@ -187,6 +187,88 @@ BEGIN
 END $$;
 `,
   },
+  {
+    version: 4,
+    name: "meter-days",
+    // The table is subsidy/postgres-usage-source.ts METER_DAYS_POSTGRES_SCHEMA_SQL as it stood at this release,
+    // copied so that a later edit there cannot change a released migration (postgres-ledger.test.ts compares them).
+    sql: `
+-- Each meter's daily usage (subsidy/meter-days.ts), added to in the transaction of the charges it counts. Not money:
+-- a row is a running sum, updated in place, and always equals what the applied steps of that day charged.
+CREATE TABLE ledger_meter_days (
+  meter_id          TEXT    NOT NULL,
+  day               TEXT    NOT NULL CHECK (length(day) = 10),
+  energy_wh         BIGINT  NOT NULL CHECK (energy_wh >= 0),
+  charged_fen       BIGINT  NOT NULL CHECK (charged_fen >= 0),
+  night_wh          BIGINT  NOT NULL CHECK (night_wh >= 0 AND night_wh <= energy_wh),
+  readings          INTEGER NOT NULL CHECK (readings >= 0),
+  first_at_ms       BIGINT  NOT NULL,
+  last_at_ms        BIGINT  NOT NULL,
+  first_register_wh BIGINT  NOT NULL,
+  last_register_wh  BIGINT  NOT NULL,
+  PRIMARY KEY (meter_id, day)
+);
+
+-- Version 3's function, plus the item's day deltas ('meterDays', already folded to one per day by the caller, since
+-- ON CONFLICT DO UPDATE may touch a row once per statement) upserted after the postings, inside the item's
+-- subtransaction: a refused item adds no day. The meter's charge-state row is locked first, so the day rows of one
+-- meter are only ever written by the transaction holding that lock, and no new lock order (deadlock) appears.
+CREATE OR REPLACE FUNCTION ledger_apply_charges_batch(items jsonb, now_ms bigint) RETURNS SETOF jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  item jsonb;
+  e jsonb;
+  expected bigint;
+  current_revision bigint;
+  changed integer;
+  posted jsonb;
+  result jsonb;
+BEGIN
+  FOR item IN SELECT x.value FROM jsonb_array_elements(items) WITH ORDINALITY AS x (value, ord) ORDER BY x.ord LOOP
+    BEGIN
+      expected := (item->>'expectedRevision')::bigint;
+      IF expected = 0 THEN
+        INSERT INTO ledger_meter_charge_state (meter_id, revision, state_json, updated_at_ms)
+        VALUES (item->>'meterId', 1, item->>'stateJson', now_ms)
+        ON CONFLICT (meter_id) DO NOTHING;
+      ELSE
+        UPDATE ledger_meter_charge_state SET revision = expected + 1, state_json = item->>'stateJson', updated_at_ms = now_ms
+         WHERE meter_id = item->>'meterId' AND revision = expected;
+      END IF;
+      GET DIAGNOSTICS changed = ROW_COUNT;
+      IF changed <> 1 THEN
+        SELECT revision INTO current_revision FROM ledger_meter_charge_state WHERE meter_id = item->>'meterId';
+        RAISE EXCEPTION 'meter % is at revision %, not %', item->>'meterId', COALESCE(current_revision, 0), expected USING ERRCODE = 'LG001';
+      END IF;
+      posted := '[]'::jsonb;
+      FOR e IN SELECT x.value FROM jsonb_array_elements(item->'entries') WITH ORDINALITY AS x (value, ord) ORDER BY x.ord LOOP
+        posted := posted || jsonb_build_array(ledger_post_entry(e, now_ms));
+      END LOOP;
+      IF jsonb_array_length(COALESCE(item->'meterDays', '[]'::jsonb)) > 0 THEN
+        INSERT INTO ledger_meter_days AS t
+          (meter_id, day, energy_wh, charged_fen, night_wh, readings, first_at_ms, last_at_ms, first_register_wh, last_register_wh)
+        SELECT item->>'meterId', d->>'day', (d->>'energyWh')::bigint, (d->>'chargedFen')::bigint, (d->>'nightWh')::bigint,
+               (d->>'readings')::integer, (d->>'firstAtMs')::bigint, (d->>'lastAtMs')::bigint,
+               (d->>'firstRegisterWh')::bigint, (d->>'lastRegisterWh')::bigint
+          FROM jsonb_array_elements(item->'meterDays') AS d
+        ON CONFLICT (meter_id, day) DO UPDATE SET
+          energy_wh = t.energy_wh + excluded.energy_wh,
+          charged_fen = t.charged_fen + excluded.charged_fen,
+          night_wh = t.night_wh + excluded.night_wh,
+          readings = t.readings + excluded.readings,
+          first_register_wh = CASE WHEN excluded.first_at_ms < t.first_at_ms THEN excluded.first_register_wh ELSE t.first_register_wh END,
+          first_at_ms = least(t.first_at_ms, excluded.first_at_ms),
+          last_register_wh = CASE WHEN excluded.last_at_ms >= t.last_at_ms THEN excluded.last_register_wh ELSE t.last_register_wh END,
+          last_at_ms = greatest(t.last_at_ms, excluded.last_at_ms);
+      END IF;
+      result := jsonb_build_object('ok', true, 'revision', expected + 1, 'results', posted);
+    EXCEPTION WHEN SQLSTATE 'LG001' OR SQLSTATE 'LG002' OR SQLSTATE 'LG003' THEN
+      result := jsonb_build_object('ok', false, 'sqlstate', SQLSTATE, 'message', SQLERRM);
+    END;
+    RETURN NEXT result;
+  END LOOP;
+END $$;
+`,
+  },
 ];
 
 export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { METER_DAYS_SCHEMA_SQL } from "../../subsidy/meter-days.js";
 import { chargedFen } from "../charges.js";
 import { runLedgerContract } from "./ledger.contract.js";
 import type { Account } from "./ledger.js";
@@ -35,6 +36,15 @@ runLedgerContract("SQLite", () => {
           raw.close();
         }
         resolve();
+      }),
+    rawRows: (sql) =>
+      new Promise<Record<string, unknown>[]>((resolve) => {
+        const raw = new Database(path, { readonly: true });
+        try {
+          resolve(raw.prepare<[], Record<string, unknown>>(sql).all());
+        } finally {
+          raw.close();
+        }
       }),
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
@@ -134,6 +144,19 @@ describe("SQLite ledger files", () => {
     migrate(other, 1, [{ version: 1, name: "someone-elses-schema", sql: "CREATE TABLE t (x INTEGER)" }]);
     other.close();
     expect(() => openSqliteLedger({ path: otherPath })).toThrow(expect.objectContaining({ code: C.SCHEMA_MISMATCH }) as Error);
+  });
+
+  it("creates ledger_meter_days exactly as the subsidy's usage source defines it", () => {
+    const raw = new Database(path, { readonly: true });
+    const reference = new Database(":memory:");
+    try {
+      reference.exec(METER_DAYS_SCHEMA_SQL);
+      const schemaOf = (db: Database.Database): unknown => db.prepare("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'ledger_meter_days' ORDER BY name").all();
+      expect(schemaOf(raw)).toEqual(schemaOf(reference));
+    } finally {
+      raw.close();
+      reference.close();
+    }
   });
 
   it("refuses a float written into amount_fen by raw SQL (STRICT tables)", () => {

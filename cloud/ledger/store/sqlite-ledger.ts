@@ -7,6 +7,7 @@
 // line naming an unknown account fail inside the transaction even if the explicit check were bypassed.
 
 import { openDurableDatabase } from "../../sqlite.js";
+import { applyMeterDayDeltas } from "../../subsidy/meter-days.js";
 import type { MeterChargeState } from "../charges.js";
 import {
   checkAccount,
@@ -156,6 +157,12 @@ export function openSqliteLedger(options: SqliteLedgerOptions): SqliteLedger {
     const results = input.entries.map(postInTransaction);
     const revision = current + 1;
     q.upsertChargeState.run(meterId, revision, JSON.stringify(input.state), now());
+    // Last, and inside this transaction (a batch item's savepoint): a refusal above rolls the days back with the rest.
+    // Only the port's fields reach the statement, whatever else the caller's objects carry.
+    applyMeterDayDeltas(db, (input.meterDays ?? []).map((d) => ({
+      meterId: d.meterId, day: d.day, energyWh: d.energyWh, chargedFen: d.chargedFen, nightWh: d.nightWh, readings: d.readings,
+      firstAtMs: d.firstAtMs, lastAtMs: d.lastAtMs, firstRegisterWh: d.firstRegisterWh, lastRegisterWh: d.lastRegisterWh,
+    })));
     return { revision, results };
   });
 
