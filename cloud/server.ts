@@ -2,7 +2,8 @@
 // another": this file builds and starts; cli.ts parses arguments and handles signals). It runs
 //   the broker (aedes, authn + ACL over a cached snapshot of the registry, refreshed every registryRefreshMs so
 //     a gateway added or disabled by the CLI takes effect while serving),
-//   the ingest (an "ingest" cloud client) with sinks: billing → prepaid charges and grants; telemetry → the
+//   the ingest — embedded: the broker hands it each gateway uplink and PUBACKs only once it is stored
+//     (ingest/embedded.ts); external broker: an "ingest" cloud client on a shared subscription — with sinks: billing → prepaid charges and grants; telemetry → the
 //     embedded telemetry store; birth / events / alarm → kept verbatim in uplink_records; status → gateway_status;
 //     command acks → the grant they answer,
 //   a "command" cloud client that publishes credit grants,
@@ -18,11 +19,14 @@ import { formatTopic } from "../protocols/mqtt/topics.js";
 import { startBroker, type RunningBroker } from "./broker/broker.js";
 import type { CloudClientRecord, RegistrySnapshot } from "./broker/policy.js";
 import { hashSecret } from "./broker/secrets.js";
+import { startEmbeddedIngest, type EmbeddedIngest } from "./ingest/embedded.js";
 import { startIngest, type IngestSinks, type RunningIngest } from "./ingest/ingest.js";
 import { openSqliteLedger, type SqliteLedger } from "./ledger/store/sqlite-ledger.js";
 import { createPrepaidService, type PrepaidService } from "./prepaid/service.js";
 import { openRegistry, type Registry } from "./registry/registry.js";
 import { openSqliteTelemetryStore } from "./telemetry/sqlite-store.js";
+import { createAlertService, type AlertService } from "./alerts/service.js";
+import { startWebhookWorker } from "./alerts/webhooks.js";
 import type { TelemetryStore } from "./telemetry/sink.js";
 
 export const INGEST_USERNAME = "cloud-ingest";
@@ -30,7 +34,14 @@ export const COMMAND_USERNAME = "cloud-command";
 
 export interface CloudOptions {
   readonly dataDir: string;
-  readonly mqtt: { readonly host: string; readonly port: number; readonly maxPacketBytes?: number; readonly maxConnectionsPerIpPerMinute?: number };
+  readonly mqtt: {
+    readonly host: string;
+    readonly port: number;
+    readonly maxPacketBytes?: number;
+    readonly maxConnectionsPerIpPerMinute?: number;
+    /** Use an external broker (mosquitto, EMQX) instead of the embedded aedes: see ExternalBrokerOptions. */
+    readonly external?: ExternalBrokerOptions;
+  };
   readonly log: Logger;
   readonly now?: () => number;
   readonly registryRefreshMs?: number;
@@ -39,15 +50,34 @@ export interface CloudOptions {
   readonly cutReserveFen?: number;
 }
 
+/**
+ * External-broker mode (ARCHITECTURE.md §3): no embedded broker is started; the ingest joins the MQTT 5 shared
+ * subscription $share/<sharedGroup>/agri/v1/gw/+/up/# on `url`, so several cloud workers split the uplinks, and the
+ * command client publishes there too. Authentication and topic ACLs are then the external broker's job; the user
+ * needs read on agri/v1/gw/+/up/# and write on agri/v1/gw/+/down/#.
+ */
+export interface ExternalBrokerOptions {
+  readonly url: string;
+  readonly username: string;
+  readonly password: string;
+  readonly sharedGroup: string;
+  /** This worker's stable id (its MQTT session survives a restart under it); default the username. */
+  readonly workerId?: string;
+}
+
 export interface RunningCloud {
   readonly mqttPort: number;
   readonly mqttUrl: string;
   readonly registry: Registry;
   readonly ledger: SqliteLedger;
   readonly prepaid: PrepaidService;
-  readonly broker: RunningBroker;
-  readonly ingest: RunningIngest;
+  /** The embedded broker; undefined in external-broker mode. */
+  readonly broker: RunningBroker | undefined;
+  /** Embedded: fed by the broker (handOffUplinks); external broker: an MQTT subscriber. */
+  readonly ingest: RunningIngest | EmbeddedIngest;
   readonly telemetry: TelemetryStore;
+  /** Fire incidents (issue #6): fed by the alarm and events sinks; alertsRoutes serves it over HTTP. */
+  readonly alerts: AlertService;
   /** Re-read the registry now (after a change made in this process). */
   refreshRegistry(): void;
   stop(): Promise<void>;
@@ -79,13 +109,15 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
     cleanups.push({ name: "registry", run: () => registry.close() });
     const telemetry = openSqliteTelemetryStore({ path: join(options.dataDir, "telemetry.db"), now });
     cleanups.push({ name: "telemetry", run: () => telemetry.close() });
+    // Its own file (store.ts says why); the webhook worker delivers its outbox. Both stop after the ingest.
+    const alerts = createAlertService({ path: join(options.dataDir, "alerts.db"), log: log.child({ part: "alerts" }), now });
+    cleanups.push({ name: "alerts", run: () => alerts.stop() });
+    const webhooks = startWebhookWorker({ service: alerts, log: log.child({ part: "webhooks" }), now });
+    cleanups.push({ name: "webhooks", run: () => webhooks.stop() });
 
-    const ingestSecret = randomBytes(24).toString("base64url");
+    // The embedded ingest needs no MQTT login: the broker hands it the uplinks.
     const commandSecret = randomBytes(24).toString("base64url");
-    const internalClients = new Map<string, CloudClientRecord>([
-      [INGEST_USERNAME, { role: "ingest", secretHash: await hashSecret(ingestSecret) }],
-      [COMMAND_USERNAME, { role: "command", secretHash: await hashSecret(commandSecret) }],
-    ]);
+    const internalClients = new Map<string, CloudClientRecord>([[COMMAND_USERNAME, { role: "command", secretHash: await hashSecret(commandSecret) }]]);
     let snapshot: RegistrySnapshot = { gateways: new Map(), cloudClients: new Map() };
     const refreshRegistry = (): void => {
       const fresh = registry.snapshot();
@@ -103,23 +135,31 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
     cleanups.push({ name: "registry-refresh", run: () => clearInterval(refreshTimer) });
 
     const maxPacketBytes = options.mqtt.maxPacketBytes ?? 256 * 1024;
-    const broker = await startBroker({
+    const external = options.mqtt.external;
+    const workerId = external?.workerId ?? external?.username;
+    const broker = external !== undefined ? undefined : await startBroker({
       host: options.mqtt.host,
       port: options.mqtt.port,
       registry: () => snapshot,
       maxPacketBytes,
       maxPayloadBytes: maxPacketBytes - 1024,
       maxConnectionsPerIpPerMinute: options.mqtt.maxConnectionsPerIpPerMinute ?? 600,
+      // Gateway uplinks go to the ingest before aedes acknowledges them; only then are they forwarded to subscribers.
+      handOffUplinks: true,
+      // A persistent session tapping the uplinks (an "ingest" user debugging) that goes away must not grow this heap
+      // without bound, nor stall the gateways: past 10,000 unacknowledged messages its copies are dropped — the
+      // ingest has stored them. Gateways' own sessions (their commands) are not bounded here.
+      boundedSessions: { maxMessages: 10_000, appliesTo: (clientId) => !snapshot.gateways.has(clientId), onFull: "drop" },
       log: log.child({ part: "broker" }),
     });
-    cleanups.push({ name: "broker", run: () => broker.close() });
+    if (broker !== undefined) cleanups.push({ name: "broker", run: () => broker.close() });
     const localHost = options.mqtt.host === "0.0.0.0" || options.mqtt.host === "::" ? "127.0.0.1" : options.mqtt.host;
-    const mqttUrl = `mqtt://${localHost.includes(":") ? `[${localHost}]` : localHost}:${broker.port}`;
+    const mqttUrl = external?.url ?? `mqtt://${localHost.includes(":") ? `[${localHost}]` : localHost}:${broker?.port ?? options.mqtt.port}`;
 
     const commandClient: MqttClient = await mqtt.connectAsync(mqttUrl, {
-      username: COMMAND_USERNAME,
-      password: commandSecret,
-      clientId: COMMAND_USERNAME,
+      username: external?.username ?? COMMAND_USERNAME,
+      password: external?.password ?? commandSecret,
+      clientId: external === undefined ? COMMAND_USERNAME : `${workerId}-command`,
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 1000,
@@ -146,11 +186,16 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
     const sinks: IngestSinks = {
       telemetry: (batch, gatewayId) => telemetry.write(gatewayId, batch.samples),
       billing: (readings, gatewayId) => prepaid.onBilling(readings, gatewayId),
+      // Group commit: the billing messages of one ingest batch charged in one ledger transaction.
+      billingBatch: (items) => prepaid.onBillingBatch(items),
       events(batch, gatewayId) {
+        // Incidents first: they are committed before the ingest acknowledges the message (invariant 6).
+        alerts.onEvents(batch, gatewayId);
         registry.recordUplink(gatewayId, "events", batch.seq, batch, now());
         for (const e of batch.events) uplinkLog.info({ gatewayId, seq: batch.seq, event: e }, `gateway event ${e.type}`);
       },
       alarm(message, gatewayId) {
+        alerts.onAlarm(message, gatewayId);
         registry.recordUplink(gatewayId, "alarm", message.seq, message, now());
         uplinkLog.warn({ gatewayId, seq: message.seq, event: message.event }, `ALARM ${message.event.type}`);
       },
@@ -167,16 +212,26 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
         await prepaid.onCommandAck(ack, gatewayId);
       },
     };
-    const ingest = await startIngest({
-      url: mqttUrl,
-      username: INGEST_USERNAME,
-      password: ingestSecret,
-      clientId: INGEST_USERNAME,
-      sinks,
-      dedupePath: join(options.dataDir, "ingest-dedupe.db"),
-      log: log.child({ part: "ingest" }),
-      maxPayloadBytes: maxPacketBytes,
-    });
+    const dedupePath = join(options.dataDir, "ingest-dedupe.db");
+    const ingestLog = log.child({ part: "ingest" });
+    let ingest: RunningIngest | EmbeddedIngest;
+    if (external !== undefined) {
+      ingest = await startIngest({
+        url: mqttUrl,
+        username: external.username,
+        password: external.password,
+        clientId: `${workerId}-ingest`,
+        sharedGroup: external.sharedGroup,
+        sinks,
+        dedupePath,
+        log: ingestLog,
+        maxPayloadBytes: maxPacketBytes,
+      });
+    } else if (broker !== undefined) {
+      const embedded = startEmbeddedIngest({ sinks, dedupePath, log: ingestLog, maxPayloadBytes: maxPacketBytes });
+      broker.attachUplinks((uplink, done) => embedded.handle(uplink, done));
+      ingest = embedded;
+    } else throw new Error("startCloud: neither an embedded nor an external broker");
     cleanups.push({ name: "ingest", run: () => ingest.stop() });
 
     // Top-ups recorded by another process (agri-cloud topup) re-grant here; in-process ones re-grant at once and
@@ -202,7 +257,7 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
     log.info({ mqtt: mqttUrl, dataDir: options.dataDir }, "cloud: running");
     let stopping: Promise<void> | undefined;
     return {
-      mqttPort: broker.port,
+      mqttPort: broker?.port ?? Number(new URL(mqttUrl).port),
       mqttUrl,
       registry,
       ledger,
@@ -210,6 +265,7 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
       broker,
       ingest,
       telemetry,
+      alerts,
       refreshRegistry,
       stop() {
         stopping ??= (async () => {
