@@ -2,14 +2,18 @@
 // bench/results/latest.json.
 
 import { alarmLatency } from "./alarm-latency.js";
+import { alertsBench } from "./alerts.js";
+import { cloudIngest } from "./cloud-ingest.js";
 import { codecDecode } from "./codec-decode.js";
 import { edgeLoad } from "./edge-load.js";
+import { ledgerPostingsBench } from "./ledger-postings.js";
 import { nodeRedBench } from "./node-red.js";
 import { outboxBench } from "./outbox.js";
 import { writeResults } from "./report.js";
 import { plannerBench } from "./planner.js";
 import { rtuBus } from "./rtu-bus.js";
 import { simTcp } from "./sim-tcp.js";
+import { subsidyBench } from "./subsidy.js";
 
 const BENCHES: Record<string, () => void | Promise<void>> = {
   "codec-decode": codecDecode,
@@ -20,6 +24,10 @@ const BENCHES: Record<string, () => void | Promise<void>> = {
   "edge-load": edgeLoad,
   "alarm-latency": alarmLatency,
   "node-red": nodeRedBench,
+  alerts: alertsBench,
+  "cloud-ingest": cloudIngest,
+  "ledger-postings": ledgerPostingsBench,
+  subsidy: subsidyBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== "--");

@@ -311,7 +311,11 @@ async function run(argv: readonly string[]): Promise<void> {
         const receiptId = flags.receipt ?? randomUUID();
         try {
           const officerId = required(flags, "officer");
-          const result = await recordTopUp(ledger, registry, { householdId, amountFen, officerId, receiptId, atMs: Date.now() });
+          const atMs = Date.now();
+          const villageId = registry.getHousehold(householdId)?.villageId;
+          // The stored-credit cap of the village policy in force (the defaults where none was set).
+          const maxBalanceFen = villageId === undefined ? undefined : registry.villagePolicyAt(villageId, atMs).maxBalanceFen;
+          const result = await recordTopUp(ledger, registry, { householdId, amountFen, officerId, receiptId, atMs, ...(maxBalanceFen === undefined ? {} : { maxBalanceFen }) });
           if (!result.duplicate) {
             audited(audit, "ledger.top-up", "household", householdId, registry.getHousehold(householdId)?.villageId, flags.reason ?? `cash receipt ${receiptId}`, {
               amountFen,
