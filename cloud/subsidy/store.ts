@@ -106,6 +106,14 @@ CREATE TABLE IF NOT EXISTS subsidy_payments (
   at_ms         INTEGER NOT NULL,
   PRIMARY KEY (statement_id, household_id, plot_id)
 ) STRICT;
+CREATE TRIGGER IF NOT EXISTS subsidy_objections_no_update BEFORE UPDATE ON subsidy_objections
+BEGIN SELECT RAISE(ABORT, 'SUBSIDY_STATEMENT_IMMUTABLE: objections are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS subsidy_objections_no_delete BEFORE DELETE ON subsidy_objections
+BEGIN SELECT RAISE(ABORT, 'SUBSIDY_STATEMENT_IMMUTABLE: objections are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS subsidy_payments_no_update BEFORE UPDATE ON subsidy_payments
+BEGIN SELECT RAISE(ABORT, 'SUBSIDY_STATEMENT_IMMUTABLE: payments are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS subsidy_payments_no_delete BEFORE DELETE ON subsidy_payments
+BEGIN SELECT RAISE(ABORT, 'SUBSIDY_STATEMENT_IMMUTABLE: payments are append-only'); END;
 `;
 
 export interface StatementRecord {

@@ -107,6 +107,9 @@ describe("the workflow", () => {
     service.object(id, "hh-wang", "电表盖是修理工打开的", "farmer-wang");
     expect(await code(() => service.pay(id, { actor: "officer-1" }))).toBe(C.NOTICE_RUNNING);
     expect(service.statement(id).objections).toMatchObject([{ householdId: "hh-wang", raisedBy: "farmer-wang", text: "电表盖是修理工打开的" }]);
+    // An objection, once recorded, stays on the record.
+    expect(() => db.prepare("DELETE FROM subsidy_objections WHERE statement_id = ?").run(id)).toThrow(/SUBSIDY_STATEMENT_IMMUTABLE/);
+    expect(() => db.prepare("UPDATE subsidy_objections SET text = 'withdrawn' WHERE statement_id = ?").run(id)).toThrow(/SUBSIDY_STATEMENT_IMMUTABLE/);
   });
 
   it("pays each household into its prepaid account from the village's subsidy account, and paying again posts nothing", async () => {
