@@ -4,6 +4,9 @@
 // ledger and checked against the ledger at the end. The peer, measured in the same run: Debian's mosquitto relaying
 // the same messages from the same 1,000 clients to one QoS 1 subscriber. Goal: ≥ 20,000 readings/s on this 2-core
 // machine. The publishers run in a child process (cloud-ingest-publishers.ts) so they do not share the cloud's core.
+// The embedded broker hands each uplink to the ingest and PUBACKs it only once its batch is committed
+// (broker.ts handOffUplinks, ingest/embedded.ts), so a publisher's window is what keeps batches full: with 8 in
+// flight per gateway, a commit takes up to ~1,000 messages.
 //
 // Each gateway has METERS meters (one household each: a household whose balance backs two pumps gives all of it to
 // the first one granted, so the other one's register must not rise) and publishes messages of READINGS_PER_METER consecutive readings of each; one

@@ -2,6 +2,12 @@
 // into aedes's authenticate / authorizePublish / authorizeSubscribe hooks, secrets checked with scrypt, a packet
 // size guard in front of the MQTT parser, a per-address connection-rate guard in front of everything, TCP_NODELAY
 // on every accepted socket, and counters for the status page.
+//
+// With handOffUplinks, a gateway's PUBLISH that the ACL allowed is handed to the cloud's ingest (attachUplinks)
+// before aedes goes on: aedes's authorizePublish runs before it PUBACKs a QoS 1 PUBLISH or forwards anything
+// (lib/handlers/publish.js), so answering the hook only once the ingest has committed the message makes the
+// gateway's PUBACK mean "stored in the cloud" (invariant 8), and a refusal closes the gateway's connection, so that
+// it sends the message again (MQTT 3.1.1 has no negative PUBACK). Subscribers then see only committed uplinks.
 
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -65,7 +71,24 @@ export interface BrokerOptions {
    * wait instead of the queue growing (session-queue-bound.ts). Unbounded when absent.
    */
   readonly boundedSessions?: SessionQueueBoundOptions | undefined;
+  /**
+   * Hand every gateway publish the ACL allowed to the handler given to attachUplinks, and complete it (PUBACK,
+   * forwarding) only when the handler says it is stored. Publishes arriving before attachUplinks wait for it.
+   */
+  readonly handOffUplinks?: boolean | undefined;
 }
+
+/** A gateway's PUBLISH the ACL allowed, handed to the ingest. */
+export interface GatewayUplink {
+  readonly gatewayId: string;
+  readonly topic: string;
+  readonly payload: Buffer;
+  /** The aedes client: one per MQTT connection. */
+  readonly connection: object;
+}
+
+/** done(null): aedes acknowledges and forwards the publish; done(error): it closes the gateway's connection instead. */
+export type UplinkHandler = (uplink: GatewayUplink, done: (error: Error | null) => void) => void;
 
 export interface BrokerCounters {
   /** Sockets accepted past the rate guard. */
@@ -80,6 +103,9 @@ export interface BrokerCounters {
   malformed: number;
   /** Sockets destroyed by the connection-rate guard before any MQTT. */
   floodRefused: number;
+  /** Gateway publishes handed to the ingest (handOffUplinks), and those it refused: their connections were closed. */
+  uplinksHandedOff: number;
+  uplinksRefused: number;
 }
 
 export interface BrokerStatus extends BrokerCounters {
@@ -92,6 +118,8 @@ export interface RunningBroker {
   readonly counters: Readonly<BrokerCounters>;
   /** Present when boundedSessions was given. */
   readonly sessionQueues: SessionQueueBound | undefined;
+  /** With handOffUplinks: where gateway publishes go from now on (once; publishes that waited for it go first). */
+  attachUplinks(handler: UplinkHandler): void;
   status(): BrokerStatus;
   close(): Promise<void>;
 }
@@ -127,7 +155,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const { log, registry } = options;
   const now = options.now ?? Date.now;
   const limits = { maxPayloadBytes: options.maxPayloadBytes ?? options.maxPacketBytes };
-  const counters: BrokerCounters = { sockets: 0, connections: 0, refusedAuth: 0, deniedPublish: 0, deniedSubscribe: 0, oversized: 0, malformed: 0, floodRefused: 0 };
+  const counters: BrokerCounters = { sockets: 0, connections: 0, refusedAuth: 0, deniedPublish: 0, deniedSubscribe: 0, oversized: 0, malformed: 0, floodRefused: 0, uplinksHandedOff: 0, uplinksRefused: 0 };
   const identities = new WeakMap<Client, Identity>();
   const peers = new WeakMap<Client, string>();
   const rateLimiter = new ConnectRateLimiter(options.maxConnectionsPerIpPerMinute, 60_000);
@@ -184,6 +212,37 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     return registered.allow ? act(identity) : registered;
   }
 
+  let uplinkHandler: UplinkHandler | undefined;
+  // Publishes handed over before attachUplinks, or while closing: answered once there is a handler, or refused.
+  let waitingForHandler: ((handler: UplinkHandler | undefined) => void)[] = [];
+  let handOffClosed = false;
+  // One warning per connection: the first refusal closes it, and what it had sent along is refused with it.
+  const refusedConnections = new WeakSet<Client>();
+
+  function handOff(client: Client, identity: Extract<Identity, { kind: "gateway" }>, packet: PublishPacket, callback: (error?: Error | null) => void): void {
+    counters.uplinksHandedOff++;
+    const uplink: GatewayUplink = {
+      gatewayId: identity.gatewayId,
+      topic: packet.topic,
+      payload: typeof packet.payload === "string" ? Buffer.from(packet.payload, "utf8") : packet.payload,
+      connection: client,
+    };
+    const done = (error: Error | null): void => {
+      if (error === null) return callback(null);
+      counters.uplinksRefused++;
+      if (refusedConnections.has(client)) return callback(error);
+      refusedConnections.add(client);
+      log.warn({ clientId: client.id, topic: packet.topic, problem: error.message }, "broker: uplink not stored, connection closed so the gateway sends it again");
+      callback(error);
+    };
+    const run = (handler: UplinkHandler | undefined): void => {
+      if (handler === undefined) return done(new Error("broker closing: uplink not stored"));
+      handler(uplink, done);
+    };
+    if (uplinkHandler !== undefined || handOffClosed) run(uplinkHandler);
+    else waitingForHandler.push(run);
+  }
+
   const aedes = await Aedes.createBroker({
     ...(options.connectTimeoutMs === undefined ? {} : { connectTimeout: options.connectTimeoutMs }),
     authenticate(client, username, password, done) {
@@ -202,7 +261,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     authorizePublish(client, packet: PublishPacket, callback) {
       const publish = { topic: packet.topic, retain: packet.retain, payloadBytes: Buffer.byteLength(packet.payload) };
       const decision = decide(client, (identity) => authorizePublish(identity, publish, limits));
-      if (decision.allow) return callback(null);
+      if (decision.allow) {
+        const identity = client === null ? undefined : identities.get(client);
+        if (options.handOffUplinks === true && client !== null && identity?.kind === "gateway") return handOff(client, identity, packet, callback);
+        return callback(null);
+      }
       counters.deniedPublish++;
       log.warn({ reason: decision.reason, detail: decision.detail, clientId: client?.id ?? null, topic: packet.topic, retain: packet.retain }, "broker: publish denied");
       // MQTT 3.1.1 has no negative PUBACK; aedes closes the connection on this error (MQTT-3.3.5-2).
@@ -313,9 +376,19 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     aedes,
     counters,
     sessionQueues,
+    attachUplinks(handler) {
+      if (uplinkHandler !== undefined) throw new BrokerConfigError("attachUplinks: an uplink handler is attached already");
+      if (options.handOffUplinks !== true) throw new BrokerConfigError("attachUplinks needs the broker started with handOffUplinks");
+      uplinkHandler = handler;
+      for (const run of waitingForHandler.splice(0)) run(handler);
+    },
     status: () => ({ ...counters, connectedClients: aedes.connectedClients }),
     close() {
       closing ??= (async () => {
+        handOffClosed = true;
+        const waited = waitingForHandler;
+        waitingForHandler = [];
+        for (const run of waited) run(undefined);
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         await new Promise<void>((resolve) => aedes.close(() => resolve()));
         // Sockets that never completed CONNECT (or a TLS handshake) are not aedes clients yet and would hold

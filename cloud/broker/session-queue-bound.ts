@@ -8,6 +8,11 @@
 // processes a client's packets one socket read at a time), TCP fills, and the gateway's QoS 1 window fills — the
 // backlog waits in the gateways' durable outboxes, where it belongs. The queue drains as the session acknowledges.
 //
+// A session that only taps the uplinks (the embedded cloud's ingest does not subscribe: the broker hands it uplinks
+// directly, broker.ts handOffUplinks, and forwards each one only once it is stored) is bounded with onFull "drop"
+// instead: past the bound, what would be queued for it is dropped and counted, so a forgotten persistent debugging
+// session can neither grow the heap nor stall the gateways — everything it misses is in the cloud's stores already.
+//
 // This wraps three methods of the persistence instance aedes uses (the `persistence` property, documented as the
 // pluggable store), counting per client id what was enqueued and what a PUBACK cleared.
 
@@ -22,6 +27,8 @@ export interface SessionQueueBoundOptions {
   readonly maxMessages: number;
   /** Which sessions are bounded (the ingest's): a session that is never acknowledged must not stall the others. */
   readonly appliesTo: (clientId: string) => boolean;
+  /** "wait" (default): the publish waits for room. "drop": the message is not queued for that session. */
+  readonly onFull?: "wait" | "drop" | undefined;
 }
 
 export interface SessionQueueBound {
@@ -29,6 +36,8 @@ export interface SessionQueueBound {
   queued(clientId: string): number;
   /** Publishes waiting for room right now. */
   waiting(): number;
+  /** Messages not queued for a full session (onFull "drop"), in total. */
+  dropped(): number;
 }
 
 /** Wake waiters only once this share of the bound is free again, so a queue at the bound does not wake them per PUBACK. */
@@ -36,12 +45,15 @@ const RESUME_BELOW = 0.9;
 
 export function boundSessionQueues(persistence: OutgoingQueuePersistence, options: SessionQueueBoundOptions): SessionQueueBound {
   const { maxMessages, appliesTo } = options;
+  const drop = options.onFull === "drop";
+  let dropped = 0;
   if (!Number.isSafeInteger(maxMessages) || maxMessages < 1) throw new RangeError(`maxMessages must be a positive integer, got ${maxMessages}`);
   const resumeAt = Math.max(0, Math.floor(maxMessages * RESUME_BELOW));
   const counts = new Map<string, number>();
   let waiters: (() => void)[] = [];
 
-  const full = (subs: readonly { readonly clientId: string }[]): boolean => subs.some((s) => appliesTo(s.clientId) && (counts.get(s.clientId) ?? 0) >= maxMessages);
+  const isFull = (s: { readonly clientId: string }): boolean => appliesTo(s.clientId) && (counts.get(s.clientId) ?? 0) >= maxMessages;
+  const full = (subs: readonly { readonly clientId: string }[]): boolean => subs.some(isFull);
   const count = (subs: readonly { readonly clientId: string }[]): void => {
     for (const s of subs) if (appliesTo(s.clientId)) counts.set(s.clientId, (counts.get(s.clientId) ?? 0) + 1);
   };
@@ -54,10 +66,22 @@ export function boundSessionQueues(persistence: OutgoingQueuePersistence, option
   const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
   const clear = persistence.outgoingClearMessageId.bind(persistence);
   persistence.outgoingEnqueue = async (sub, packet) => {
-    await room([sub]);
+    if (drop) {
+      if (isFull(sub)) {
+        dropped++;
+        return undefined;
+      }
+      count([sub]);
+    } else await room([sub]);
     return enqueue(sub, packet);
   };
   persistence.outgoingEnqueueCombi = async (subs, packet) => {
+    if (drop) {
+      const kept = subs.filter((s) => !isFull(s));
+      dropped += subs.length - kept.length;
+      count(kept);
+      return enqueueCombi(kept, packet);
+    }
     await room(subs);
     return enqueueCombi(subs, packet);
   };
@@ -79,5 +103,6 @@ export function boundSessionQueues(persistence: OutgoingQueuePersistence, option
   return {
     queued: (clientId) => counts.get(clientId) ?? 0,
     waiting: () => waiters.length,
+    dropped: () => dropped,
   };
 }

@@ -7,7 +7,8 @@
 // batch must grow with the load instead of closing on a fixed timer — while one batch commits, the next fills up.
 // And the ingest's `resume` is what lets mqtt.js parse the next packet off the socket: withholding it stops reading,
 // TCP fills up, and the broker stops delivering to us (aedes waits for the socket to drain) — a flood slows its
-// publishers instead of growing our heap.
+// publishers instead of growing our heap. In the embedded mode (embedded.ts) `resume` admits the next publish the
+// broker handed over, and the publishes not admitted keep their gateways' PUBACKs waiting.
 
 export interface BatcherOptions<T> {
   /** Largest batch handed to flush. */

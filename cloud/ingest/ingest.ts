@@ -1,20 +1,11 @@
 // The cloud's uplink ingest: one mqtt.js client (an "ingest" cloud user) subscribed at QoS 1 to the uplink subtree —
 // or, against an external broker (mosquitto, EMQX), to the MQTT 5 shared subscription $share/<group>/… so several
 // workers split the load — and for every message route → dedupe → sink → record → PUBACK, in that order, with the
-// messages that arrive together stored together (group commit, batcher.ts).
+// messages that arrive together stored together (group commit).
 //
-// Group commit. The messages of one batch are routed and checked against the dedupe store, handed to the sinks
-// together (billing as ONE call, `billingBatch`, which the prepaid service turns into one ledger transaction), then
-// recorded in the dedupe store in ONE transaction, and only then acknowledged. So a batch of a thousand messages
-// costs two fsyncs (ledger, dedupe) instead of two thousand, and "a message is acknowledged only after its sink
-// resolved" still holds for each one.
-//
-// Why the ledger is written before the dedupe record (they are different SQLite files, so there is no transaction
-// across them): a crash between the two leaves a message charged but not recorded as seen and not acknowledged;
-// the broker redelivers it, it reaches the prepaid service again, and the charge is a no-op (charges are keyed
-// charge/<meterId>/<registerSeq> and computed from the cumulative register). The other order would, on a crash
-// between them, record as seen a message the ledger never got: its redelivery would be dropped as a duplicate and
-// the reading lost. So: sinks first, dedupe record second, PUBACK last; sinks must be idempotent on (gatewayId, seq).
+// The store path itself — route, dedupe, sinks, dedupe record, group commit, and which messages may be acknowledged —
+// is pipeline.ts, shared with the embedded mode (embedded.ts), where the embedded aedes hands uplinks over directly.
+// This module is its MQTT subscriber shell, used against an external broker (and by tests of that mode).
 //
 // Acknowledgement is also the back-pressure. mqtt.js 5 parses the next packet only when `handleMessage`'s callback
 // is called, and sends the PUBACK itself only when it is called without an error. This module calls it WITH a
@@ -34,56 +25,21 @@
 import net from "node:net";
 import tls from "node:tls";
 import mqtt, { type IClientOptions, type IPublishPacket } from "mqtt";
-import type { Logger } from "pino";
-import type { AlarmMessage, BillingReadings, Birth, CommandAck, EventBatch, Status, TelemetryBatch } from "../../protocols/mqtt/messages.js";
-import { matchTopic } from "../../protocols/mqtt/topics.js";
 import { SUBSCRIBE_GRANTS } from "../broker/policy.js";
-import { createBatcher } from "./batcher.js";
-import { openDedupeStore, type DedupeKey, type DedupeStore } from "./dedupe.js";
-import { INGEST_REJECT, routeMessage, type AcceptedUplink, type IngestRejectReason } from "./route.js";
+import { openDedupeStore, type DedupeStore } from "./dedupe.js";
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  createPipeline,
+  isAcknowledged,
+  zeroCounters,
+  type IngestBatchOptions,
+  type IngestCounters,
+  type IngestLog,
+  type IngestSinks,
+  type Judged,
+} from "./pipeline.js";
 
-export type IngestLog = Pick<Logger, "info" | "warn" | "error">;
-
-type SinkResult = Promise<void> | void;
-
-/** Where accepted uplinks go. Each call must have stored the message when it resolves; throw to have it redelivered. */
-export interface IngestSinks {
-  telemetry(batch: TelemetryBatch, gatewayId: string): SinkResult;
-  billing(readings: BillingReadings, gatewayId: string): SinkResult;
-  /** The whole batch, so the sink can store it in one transaction and in order. */
-  events(batch: EventBatch, gatewayId: string): SinkResult;
-  alarm(message: AlarmMessage, gatewayId: string): SinkResult;
-  birth(birth: Birth, gatewayId: string): SinkResult;
-  /** Not deduplicated: a retained last value (and the broker-published last will), the newest is the truth. */
-  status(status: Status, gatewayId: string): SinkResult;
-  commandAck(ack: CommandAck, gatewayId: string): SinkResult;
-  /**
-   * Optional: the billing messages of one group-commit batch in one call, in arrival order. Resolves with one
-   * outcome per item (null when stored, the error when that item must come back); rejects when none was stored.
-   * Without it, `billing` is called once per message, one at a time.
-   */
-  billingBatch?(items: readonly BillingItem[]): Promise<readonly (Error | null)[]>;
-}
-
-export interface BillingItem {
-  readonly readings: BillingReadings;
-  readonly gatewayId: string;
-}
-
-/** Group commit and back-pressure (batcher.ts). */
-export interface IngestBatchOptions {
-  /** Largest batch stored in one go; default 1000 messages (≈ 10,000 readings, a fraction of a second of work). */
-  readonly maxMessages?: number;
-  /** Messages queued plus in flight before the ingest stops reading its socket; default 2 × maxMessages. */
-  readonly maxPendingMessages?: number;
-  /**
-   * How long a batch waits for more messages after its first one; default 8 ms. The broker hands messages over a
-   * few per event-loop turn, so without it batches stay small and pay their fsyncs often (measured by the
-   * cloud-ingest bench: 2 ms → ≈ 450 commits and ≈ 21,000 readings/s; 8 ms → ≈ 130 commits and ≈ 24,000–26,000).
-   * Alarms do not wait for it.
-   */
-  readonly lingerMs?: number;
-}
+export type { BillingItem, IngestBatchOptions, IngestCounters, IngestLog, IngestSinks } from "./pipeline.js";
 
 export interface IngestOptions {
   /** mqtt://host:port or mqtts://host:port of the cloud broker. */
@@ -114,21 +70,6 @@ export interface IngestOptions {
   readonly sessionExpiryS?: number;
 }
 
-export interface IngestCounters {
-  received: number;
-  accepted: number;
-  duplicates: number;
-  rejected: Record<IngestRejectReason, number>;
-  sinkErrors: number;
-  /** Messages left unacknowledged behind a sink failure, to come back on the resumed session. */
-  held: number;
-  /** Seqs the dedupe window gave up (see dedupe.ts): later arrivals from those gaps count as duplicates. */
-  dedupeGaveUpSeqs: number;
-  connects: number;
-  /** Batches stored (group commits). */
-  batches: number;
-}
-
 export interface RunningIngest {
   readonly counters: Readonly<IngestCounters>;
   readonly connected: boolean;
@@ -136,32 +77,6 @@ export interface RunningIngest {
   readonly pending: number;
   readonly maxPendingSeen: number;
   stop(): Promise<void>;
-}
-
-const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
-
-function zeroCounters(): IngestCounters {
-  const rejected = Object.fromEntries(Object.values(INGEST_REJECT).map((r) => [r, 0])) as Record<IngestRejectReason, number>;
-  return { received: 0, accepted: 0, duplicates: 0, rejected, sinkErrors: 0, held: 0, dedupeGaveUpSeqs: 0, connects: 0, batches: 0 };
-}
-
-function deliver(sinks: IngestSinks, uplink: AcceptedUplink): SinkResult {
-  switch (uplink.name) {
-    case "telemetry":
-      return sinks.telemetry(uplink.message, uplink.gatewayId);
-    case "billing":
-      return sinks.billing(uplink.message, uplink.gatewayId);
-    case "events":
-      return sinks.events(uplink.message, uplink.gatewayId);
-    case "alarm":
-      return sinks.alarm(uplink.message, uplink.gatewayId);
-    case "birth":
-      return sinks.birth(uplink.message, uplink.gatewayId);
-    case "status":
-      return sinks.status(uplink.message, uplink.gatewayId);
-    case "commandAck":
-      return sinks.commandAck(uplink.message, uplink.gatewayId);
-  }
 }
 
 /** Passed to mqtt.js's handleMessage callback: "go on parsing, but do not acknowledge this one yet". */
@@ -184,23 +99,17 @@ function pubacks(messageIds: readonly number[]): Buffer {
 const SHARED_GROUP = /^[A-Za-z0-9_-]{1,64}$/;
 
 interface Queued {
+  readonly topic: string;
+  readonly payload: Buffer | string;
   readonly packet: IPublishPacket;
   /** The connection it came on: a PUBACK belongs to that connection only. */
   readonly connection: number;
-}
-
-interface Accepted {
-  readonly item: Queued;
-  readonly uplink: AcceptedUplink;
 }
 
 export async function startIngest(options: IngestOptions): Promise<RunningIngest> {
   const { log, sinks } = options;
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const retryDelayMs = options.retryDelayMs ?? 1000;
-  const maxBatch = options.batch?.maxMessages ?? 1000;
-  const maxPending = options.batch?.maxPendingMessages ?? 2 * maxBatch;
-  const lingerMs = options.batch?.lingerMs ?? 8;
   if (options.sharedGroup !== undefined && !SHARED_GROUP.test(options.sharedGroup)) {
     throw new RangeError(`sharedGroup must be 1..64 of [A-Za-z0-9_-] (MQTT 5 §4.8.2 forbids / + # in a share name), got ${JSON.stringify(options.sharedGroup)}`);
   }
@@ -262,120 +171,26 @@ export async function startIngest(options: IngestOptions): Promise<RunningIngest
     if (ids.length > 0 && client.connected && !stopped) client.stream.write(pubacks(ids));
   }
 
-  /** Deliver the accepted messages; returns, per message, the error that kept it from being stored (undefined: stored). */
-  async function deliverAll(accepted: readonly Accepted[]): Promise<unknown[]> {
-    const outcome: unknown[] = accepted.map(() => undefined);
-    const notTried = new Error("not delivered: an earlier message of its batch failed");
-    const billing: number[] = [];
-    let failed = false;
-    for (let i = 0; i < accepted.length; i++) {
-      const { uplink } = accepted[i] as Accepted;
-      if (uplink.name === "billing" && sinks.billingBatch !== undefined) {
-        billing.push(i);
-        continue;
-      }
-      if (failed) {
-        outcome[i] = notTried;
-        continue;
-      }
-      try {
-        await deliver(sinks, uplink);
-      } catch (error) {
-        outcome[i] = error;
-        failed = true;
-      }
-    }
-    if (billing.length > 0 && sinks.billingBatch !== undefined) {
-      const items = billing.map((i): BillingItem => {
-        const { uplink } = accepted[i] as Accepted;
-        return { readings: uplink.message as BillingReadings, gatewayId: uplink.gatewayId };
-      });
-      try {
-        const results = await sinks.billingBatch(items);
-        billing.forEach((i, k) => {
-          const r = results[k];
-          if (r === undefined) outcome[i] = new Error("billingBatch returned no outcome for this item");
-          else if (r !== null) outcome[i] = r;
-        });
-      } catch (error) {
-        for (const i of billing) outcome[i] = error;
-      }
-    }
-    return outcome;
-  }
-
-  async function storeBatch(queued: Queued[]): Promise<void> {
-    const current = queued.filter((q) => q.connection === connection && !holding && !stopped);
-    counters.held += queued.length - current.length;
-    if (current.length === 0) return;
-    const ackNow: Queued[] = [];
-    const accepted: Accepted[] = [];
-    const inBatch = new Set<string>();
-    for (const item of current) {
-      const { packet } = item;
-      counters.received++;
-      const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload, "utf8") : packet.payload;
-      const routed = routeMessage(packet.topic, payload, { maxPayloadBytes });
-      if (routed.kind === "rejected") {
-        counters.rejected[routed.reason]++;
-        log.warn({ reason: routed.reason, detail: routed.detail, gatewayId: routed.gatewayId ?? null, topic: packet.topic.slice(0, 200) }, "ingest: message rejected");
-        // Acknowledged: a payload that is wrong now will be wrong on every redelivery.
-        ackNow.push(item);
-        continue;
-      }
-      const { gatewayId, seq } = routed;
-      if (seq !== undefined) {
-        const key = `${gatewayId}\u0000${seq}`;
-        if (inBatch.has(key) || dedupe.seen(gatewayId, seq)) {
-          counters.duplicates++;
-          ackNow.push(item);
-          continue;
-        }
-        inBatch.add(key);
-      }
-      accepted.push({ item, uplink: routed });
-    }
-
-    const outcome = await deliverAll(accepted);
-    const stored: Accepted[] = [];
-    let firstError: unknown;
-    let failures = 0;
-    accepted.forEach((a, i) => {
-      if (outcome[i] === undefined) stored.push(a);
-      else {
-        failures++;
-        firstError ??= outcome[i];
-      }
-    });
-    const keys: DedupeKey[] = [];
-    for (const { uplink } of stored) if (uplink.seq !== undefined) keys.push({ gatewayId: uplink.gatewayId, seq: uplink.seq });
-    try {
-      const recorded = dedupe.recordMany(keys);
-      if (recorded.gaveUpSeqs > 0) {
-        counters.dedupeGaveUpSeqs += recorded.gaveUpSeqs;
-        log.warn({ gaveUpSeqs: recorded.gaveUpSeqs }, "ingest: dedupe window full, gave up waiting for the oldest missing seqs");
-      }
-    } catch (error) {
-      // Stored by the sinks but not recorded: none of it is acknowledged, and its redelivery is a no-op for the sinks.
-      counters.sinkErrors += stored.length;
-      log.error({ err: error, messages: stored.length, retryDelayMs }, "ingest: dedupe store failed; batch left unacknowledged for redelivery");
-      acknowledge(ackNow);
-      holdAndReconnect();
-      return;
-    }
-    counters.accepted += stored.length;
-    counters.batches++;
-    acknowledge([...ackNow, ...stored.map((s) => s.item)]);
-    if (failures > 0) {
-      counters.sinkErrors += failures;
-      log.error({ err: firstError, failed: failures, of: accepted.length, retryDelayMs }, "ingest: sink failed; message(s) left unacknowledged for redelivery");
+  // Everything acknowledgeable in a batch is acknowledged in one write; a failure anywhere holds the rest of the
+  // session (what is queued behind it comes back on the resumed session, in order) and reconnects.
+  function judge(batch: readonly Judged<Queued>[]): void {
+    acknowledge(batch.filter((j) => isAcknowledged(j.verdict)).map((j) => j.item));
+    if (batch.some((j) => j.verdict.kind === "failed")) {
+      log.warn({ retryDelayMs }, "ingest: reconnecting to resume the session and have the unacknowledged messages redelivered");
       holdAndReconnect();
     }
   }
 
-  // A fire alarm does not wait for company (invariant 6: it reaches the command room in well under a second).
-  const urgent = (q: Queued): boolean => matchTopic(q.packet.topic)?.name === "alarm";
-  const batcher = createBatcher<Queued>({ maxBatch, maxPending, lingerMs, flush: storeBatch, urgent });
+  const pipeline = createPipeline<Queued>({
+    sinks,
+    dedupe,
+    log,
+    maxPayloadBytes,
+    batch: options.batch,
+    counters,
+    stale: (q) => q.connection !== connection || holding || stopped,
+    judge,
+  });
 
   // mqtt.js README: "Handle messages with backpressure support, one at a time. Override at will, but always call
   // callback". callback() would send the PUBACK now; callback(error) skips it and moves on to the next packet.
@@ -385,7 +200,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningIngest
       callback(new Error("ingest holding messages until the session resumes"));
       return;
     }
-    batcher.add({ packet, connection }, () => callback(DEFERRED));
+    pipeline.add({ topic: packet.topic, payload: packet.payload, packet, connection }, () => callback(DEFERRED));
   };
 
   client.on("error", (error) => log.warn({ err: error }, "ingest: mqtt client error"));
@@ -422,7 +237,7 @@ export async function startIngest(options: IngestOptions): Promise<RunningIngest
   try {
     await firstConnect;
   } catch (error) {
-    batcher.close();
+    pipeline.close();
     await client.endAsync(true);
     dedupe.close();
     throw error;
@@ -435,10 +250,10 @@ export async function startIngest(options: IngestOptions): Promise<RunningIngest
       return client.connected;
     },
     get pending() {
-      return batcher.pending;
+      return pipeline.pending;
     },
     get maxPendingSeen() {
-      return batcher.maxPendingSeen;
+      return pipeline.maxPendingSeen;
     },
     stop() {
       stopping ??= (async () => {
@@ -446,8 +261,8 @@ export async function startIngest(options: IngestOptions): Promise<RunningIngest
         // Forced: a PUBACK still pending belongs to a message that will be redelivered to the next ingest. A batch
         // being stored finishes first, so its writes are complete before the dedupe store closes.
         await client.endAsync(true);
-        await batcher.drained();
-        batcher.close();
+        await pipeline.drained();
+        pipeline.close();
         dedupe.close();
       })();
       return stopping;
