@@ -17,6 +17,7 @@ import { openAuthStore } from "./auth/auth-store.js";
 import { addUserFromCli } from "./auth/cli-add-user.js";
 import { AuthError } from "./auth/errors.js";
 import { hashSecret } from "./broker/secrets.js";
+import { migrateLedger } from "./ledger/store/open-ledger.js";
 import { LedgerStoreError } from "./ledger/store/store-errors.js";
 import { openSqliteLedger, type SqliteLedger } from "./ledger/store/sqlite-ledger.js";
 import { householdAccountId, openHouseholdAccount, openVillageAccounts } from "./prepaid/accounts.js";
@@ -24,11 +25,17 @@ import { PrepaidError, recordTopUp } from "./prepaid/top-up.js";
 import { RegistryError } from "./registry/errors.js";
 import { openRegistry, type Registry } from "./registry/registry.js";
 import { cloudDbPath, startCloud } from "./server.js";
+import { telemetryConfigFromEnv } from "./telemetry/open-store.js";
 
 const USAGE = `agri-cloud — the cloud service (broker, ingest, prepaid ledger)
 
 usage: agri-cloud <command> [--data-dir DIR]   (default $AGRI_DATA_DIR/cloud or ./.agri-data/cloud)
-  serve [--mqtt-host 127.0.0.1] [--mqtt-port 1883]
+  serve [--mqtt-host 127.0.0.1] [--mqtt-port 1883] [--http-host 127.0.0.1] [--http-port 8080]
+        [--payment-key-file FILE] [--public-url URL]
+        [--mqtt-external URL --shared-group NAME]   (consume from mosquitto/EMQX; AGRI_MQTT_USERNAME, AGRI_MQTT_PASSWORD)
+      environment: DATABASE_URL=postgres://… puts the ledger on PostgreSQL;
+        AGRI_TELEMETRY=influx-v1 (INFLUX_URL, INFLUX_DATABASE[, INFLUX_USERNAME, INFLUX_PASSWORD]) or
+        AGRI_TELEMETRY=influx-v2 (INFLUX_URL[, INFLUX_TOKEN, INFLUX_ORG, INFLUX_BUCKET]); default the embedded store
   migrate
   village add <villageId> --name NAME
   household add <householdId> --village ID --name NAME [--overdraft YUAN]
@@ -82,6 +89,12 @@ const options = {
   "data-dir": { type: "string" },
   "mqtt-host": { type: "string" },
   "mqtt-port": { type: "string" },
+  "http-host": { type: "string" },
+  "http-port": { type: "string" },
+  "payment-key-file": { type: "string" },
+  "public-url": { type: "string" },
+  "mqtt-external": { type: "string" },
+  "shared-group": { type: "string" },
   name: { type: "string" },
   village: { type: "string" },
   overdraft: { type: "string" },
@@ -159,7 +172,34 @@ async function withStores(dataDir: string, body: (s: Stores) => Promise<void> | 
 async function serve(dataDir: string, flags: Flags): Promise<void> {
   const log = pino({ level: process.env.LOG_LEVEL ?? "info", base: { app: "agri-cloud" } });
   const port = integer(flags["mqtt-port"] ?? "1883", "--mqtt-port", 0, 65_535);
-  const cloud = await startCloud({ dataDir, mqtt: { host: flags["mqtt-host"] ?? "127.0.0.1", port }, log });
+  const httpPort = integer(flags["http-port"] ?? "8080", "--http-port", 0, 65_535);
+  const keyFile = flags["payment-key-file"];
+  const localPaymentKey = keyFile === undefined ? undefined : readFileSync(resolve(keyFile));
+  if (localPaymentKey !== undefined && localPaymentKey.length < 32) throw new UsageError(`--payment-key-file ${keyFile}: the key must be at least 32 bytes`);
+  const externalUrl = flags["mqtt-external"];
+  const external =
+    externalUrl === undefined
+      ? undefined
+      : {
+          url: externalUrl,
+          username: process.env.AGRI_MQTT_USERNAME ?? "cloud-ingest",
+          password: process.env.AGRI_MQTT_PASSWORD ?? "",
+          sharedGroup: required(flags, "shared-group"),
+        };
+  const cloud = await startCloud({
+    dataDir,
+    mqtt: { host: flags["mqtt-host"] ?? "127.0.0.1", port, ...(external === undefined ? {} : { external }) },
+    http: {
+      host: flags["http-host"] ?? "127.0.0.1",
+      port: httpPort,
+      ...(localPaymentKey === undefined ? {} : { localPaymentKey }),
+      ...(flags["public-url"] === undefined ? {} : { publicUrl: flags["public-url"] }),
+    },
+    databaseUrl: process.env.DATABASE_URL,
+    telemetry: telemetryConfigFromEnv(process.env),
+    log,
+  });
+  log.info({ mqtt: cloud.mqttUrl, http: cloud.http?.url, console: `${cloud.http?.url ?? ""}/console/`, docs: `${cloud.http?.url ?? ""}/docs` }, "agri-cloud: serving");
   await new Promise<void>((done) => {
     const stop = (signal: string): void => {
       log.info({ signal }, "agri-cloud: stopping");
@@ -213,9 +253,10 @@ async function run(argv: readonly string[]): Promise<void> {
     case "serve":
       return serve(dataDir, flags);
     case "migrate":
-      return withStores(dataDir, () => {
+      return withStores(dataDir, async () => {
         openAuthStore({ path: cloudDbPath(dataDir) }).close();
-        out(`migrated ${cloudDbPath(dataDir)}`);
+        const m = await migrateLedger({ databaseUrl: process.env.DATABASE_URL, sqlitePath: cloudDbPath(dataDir) });
+        out(`migrated ${cloudDbPath(dataDir)}; ledger (${m.kind}) ${m.target}: schema ${m.fromVersion} → ${m.toVersion}`);
       });
     case "user add":
       return withStores(dataDir, async ({ registry }) => {

@@ -12,6 +12,7 @@
 
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { openDurableDatabase } from "./sqlite.js";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
@@ -21,10 +22,12 @@ import type { CloudClientRecord, RegistrySnapshot } from "./broker/policy.js";
 import { hashSecret } from "./broker/secrets.js";
 import { startEmbeddedIngest, type EmbeddedIngest } from "./ingest/embedded.js";
 import { startIngest, type IngestSinks, type RunningIngest } from "./ingest/ingest.js";
-import { openSqliteLedger, type SqliteLedger } from "./ledger/store/sqlite-ledger.js";
+import { startHttp, type HttpOptions, type RunningHttp } from "./http-server.js";
+import { openLedger, type OpenedLedger } from "./ledger/store/open-ledger.js";
 import { createPrepaidService, type PrepaidService } from "./prepaid/service.js";
 import { openRegistry, type Registry } from "./registry/registry.js";
-import { openSqliteTelemetryStore } from "./telemetry/sqlite-store.js";
+import { openMeterFlagStore } from "./subsidy/meter-flags.js";
+import { openTelemetryStore, type TelemetryConfig } from "./telemetry/open-store.js";
 import { createAlertService, type AlertService } from "./alerts/service.js";
 import { startWebhookWorker } from "./alerts/webhooks.js";
 import type { TelemetryStore } from "./telemetry/sink.js";
@@ -43,6 +46,12 @@ export interface CloudOptions {
     readonly external?: ExternalBrokerOptions;
   };
   readonly log: Logger;
+  /** The HTTP API, web console and payment callbacks; not started when absent. */
+  readonly http?: HttpOptions;
+  /** postgres://… puts the ledger on PostgreSQL (DATABASE_URL); otherwise it lives in cloud.db. */
+  readonly databaseUrl?: string | undefined;
+  /** Where telemetry goes; default the embedded SQLite store with its retention window. */
+  readonly telemetry?: TelemetryConfig;
   readonly now?: () => number;
   readonly registryRefreshMs?: number;
   readonly topUpPollMs?: number;
@@ -69,8 +78,10 @@ export interface RunningCloud {
   readonly mqttPort: number;
   readonly mqttUrl: string;
   readonly registry: Registry;
-  readonly ledger: SqliteLedger;
+  readonly ledger: OpenedLedger;
   readonly prepaid: PrepaidService;
+  /** The HTTP side, when options.http was given. */
+  readonly http: RunningHttp | undefined;
   /** The embedded broker; undefined in external-broker mode. */
   readonly broker: RunningBroker | undefined;
   /** Embedded: fed by the broker (handOffUplinks); external broker: an MQTT subscriber. */
@@ -103,13 +114,16 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
   };
 
   try {
-    const ledger = openSqliteLedger({ path: dbPath, now });
+    const ledger = await openLedger({ databaseUrl: options.databaseUrl, sqlitePath: dbPath, now });
     cleanups.push({ name: "ledger", run: () => ledger.close() });
     const registry = openRegistry({ path: dbPath, now });
     cleanups.push({ name: "registry", run: () => registry.close() });
-    const telemetry = openSqliteTelemetryStore({ path: join(options.dataDir, "telemetry.db"), now });
+    const telemetry = openTelemetryStore(options.telemetry ?? { kind: "sqlite" }, options.dataDir, now);
     cleanups.push({ name: "telemetry", run: () => telemetry.close() });
     // Its own file (store.ts says why); the webhook worker delivers its outbox. Both stop after the ingest.
+    const flagsDb = openDurableDatabase(dbPath, 10_000, () => undefined);
+    cleanups.push({ name: "meter-flags", run: () => void flagsDb.close() });
+    const meterFlags = openMeterFlagStore(flagsDb);
     const alerts = createAlertService({ path: join(options.dataDir, "alerts.db"), log: log.child({ part: "alerts" }), now });
     cleanups.push({ name: "alerts", run: () => alerts.stop() });
     const webhooks = startWebhookWorker({ service: alerts, log: log.child({ part: "webhooks" }), now });
@@ -191,6 +205,8 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
       events(batch, gatewayId) {
         // Incidents first: they are committed before the ingest acknowledges the message (invariant 6).
         alerts.onEvents(batch, gatewayId);
+        // Tamper, offline and monitoring-gap events flag a meter's subsidy lines for review (issue #5).
+        meterFlags.recordMeterFlags(gatewayId, batch);
         registry.recordUplink(gatewayId, "events", batch.seq, batch, now());
         for (const e of batch.events) uplinkLog.info({ gatewayId, seq: batch.seq, event: e }, `gateway event ${e.type}`);
       },
@@ -254,7 +270,14 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
     const topUpTimer = setInterval(() => void pollTopUps(), options.topUpPollMs ?? 1000);
     cleanups.push({ name: "top-up-poll", run: () => clearInterval(topUpTimer) });
 
-    log.info({ mqtt: mqttUrl, dataDir: options.dataDir }, "cloud: running");
+    const http =
+      options.http === undefined
+        ? undefined
+        : await startHttp(options.http, { dbPath, databaseUrl: options.databaseUrl, registry, ledger, prepaid, telemetry, alerts, meterFlags, refreshRegistry, log: log.child({ part: "http" }), now });
+    // Stops first (cleanups run in reverse): no new HTTP request reaches a store that is closing.
+    if (http !== undefined) cleanups.push({ name: "http", run: () => http.close() });
+
+    log.info({ mqtt: mqttUrl, http: http?.url ?? null, ledger: ledger.kind, dataDir: options.dataDir }, "cloud: running");
     let stopping: Promise<void> | undefined;
     return {
       mqttPort: broker?.port ?? Number(new URL(mqttUrl).port),
@@ -262,6 +285,7 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
       registry,
       ledger,
       prepaid,
+      http,
       broker,
       ingest,
       telemetry,
