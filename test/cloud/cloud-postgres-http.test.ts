@@ -124,8 +124,9 @@ describe("agri-cloud on PostgreSQL, provisioned and used over HTTP", () => {
     try {
       const days = await pool.query<{ energy_wh: string; charged_fen: string }>("SELECT energy_wh, charged_fen FROM ledger_meter_days WHERE meter_id = 'pump-pg'");
       // One row per local day (two if the readings straddle midnight in Asia/Shanghai): together 2 kWh for 106 fen.
-      const total = days.rows.reduce((sum, r) => [sum[0] + Number(r.energy_wh), sum[1] + Number(r.charged_fen)], [0, 0]);
-      expect(total).toEqual([2_000, 106]);
+      const energyWh = days.rows.reduce((sum, r) => sum + Number(r.energy_wh), 0);
+      const chargedFen = days.rows.reduce((sum, r) => sum + Number(r.charged_fen), 0);
+      expect([energyWh, chargedFen]).toEqual([2_000, 106]);
     } finally {
       await pool.end();
     }

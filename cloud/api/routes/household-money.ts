@@ -10,6 +10,7 @@
 // correct it and send it again. Writes run on one serial queue per process, so two top-ups cannot both pass the cap.
 
 import { checkTopUp } from "../../ledger/grants.js";
+import { LEDGER_STORE_ERROR_CODES, LedgerStoreError } from "../../ledger/store/store-errors.js";
 import type { Ledger, PostingKind } from "../../ledger/store/ledger.js";
 import { householdAccountId, openHouseholdAccount, villageCashAccountId } from "../../prepaid/accounts.js";
 import { recordTopUp } from "../../prepaid/top-up.js";
@@ -81,6 +82,11 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
     if (request.kind === "top-up") {
       const policy = registry.villagePolicyAt(household.villageId, atMs);
       const result = await recordTopUp(ledger, registry, { householdId: household.householdId, amountFen: request.amountFen, officerId: actor, receiptId: request.receiptId, atMs, maxBalanceFen: policy.maxBalanceFen });
+      // This request is new (its own retries were answered above), so a receipt already on the books means the same
+      // paper receipt entered twice: refuse it, and the officer sees it was recorded before.
+      if (result.duplicate) {
+        throw new LedgerStoreError(LEDGER_STORE_ERROR_CODES.IDEMPOTENCY_CONFLICT, `receipt ${request.receiptId} was already recorded for ${household.householdId} as posting ${result.postingId}`);
+      }
       return result.postingId;
     }
     const kind: PostingKind = request.kind;
