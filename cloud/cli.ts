@@ -18,6 +18,7 @@ import { addUserFromCli } from "./auth/cli-add-user.js";
 import { AuthError } from "./auth/errors.js";
 import { hashSecret } from "./broker/secrets.js";
 import { migrateLedger } from "./ledger/store/open-ledger.js";
+import { TOU_RATES, type TouRate } from "./ledger/tariff.js";
 import { LedgerStoreError } from "./ledger/store/store-errors.js";
 import { openSqliteLedger, type SqliteLedger } from "./ledger/store/sqlite-ledger.js";
 import { householdAccountId, openHouseholdAccount, openVillageAccounts } from "./prepaid/accounts.js";
@@ -40,7 +41,8 @@ usage: agri-cloud <command> [--data-dir DIR]   (default $AGRI_DATA_DIR/cloud or 
   village add <villageId> --name NAME
   household add <householdId> --village ID --name NAME [--overdraft YUAN]
   gateway add <gatewayId> [--village ID] [--secret-file FILE]   (without a file a secret is generated and printed once)
-  tariff add <tariffId> --version N --price YUAN_PER_KWH [--effective-from ISO8601]
+  tariff add <tariffId> --version N (--price YUAN_PER_KWH | --tou RATE=HH:MM-HH:MM@YUAN,...) [--effective-from ISO8601]
+             e.g. --tou valley=22:00-08:00@0.3021,flat=08:00-18:00@0.5283,peak=18:00-22:00@0.8452 (Asia/Shanghai)
   meter add <meterId> --gateway ID --household ID --tariff ID [--initial-wh WH] [--reconnect automatic|manual]
   topup <householdId> <yuan> --officer ID [--receipt ID]
   balance <householdId>
@@ -101,6 +103,7 @@ const options = {
   "secret-file": { type: "string" },
   version: { type: "string" },
   price: { type: "string" },
+  tou: { type: "string" },
   "effective-from": { type: "string" },
   gateway: { type: "string" },
   household: { type: "string" },
@@ -214,6 +217,18 @@ async function serve(dataDir: string, flags: Flags): Promise<void> {
   });
 }
 
+/** "valley=22:00-08:00@0.3021,peak=…" → time-of-use prices; the tariff schema then checks cover, overlap and rates. */
+function touPrices(text: string): { kind: "time-of-use"; periods: { rate: TouRate; from: string; to: string; priceCentiFenPerKwh: number }[] } {
+  const periods = text.split(",").map((part) => {
+    const m = /^\s*([a-z]+)=(\d\d:\d\d)-(\d\d:\d\d)@([0-9.]+)\s*$/.exec(part);
+    if (m === null) throw new UsageError(`--tou: "${part}" is not RATE=HH:MM-HH:MM@YUAN_PER_KWH`);
+    const rate = TOU_RATES.find((r) => r === m[1]);
+    if (rate === undefined) throw new UsageError(`--tou: rate "${m[1] ?? ""}" is not one of ${TOU_RATES.join(", ")}`);
+    return { rate, from: m[2] ?? "", to: m[3] ?? "", priceCentiFenPerKwh: yuanPerKwhToPrice(m[4] ?? "") };
+  });
+  return { kind: "time-of-use", periods };
+}
+
 /** One audit entry for a change made from the command line (after it succeeded: a refused change changed nothing). */
 function audited(audit: AuditLog, action: string, entityType: string, entityId: string, villageId: string | undefined, reason: string | undefined, after: unknown): void {
   audit.record({
@@ -323,7 +338,8 @@ async function run(argv: readonly string[]): Promise<void> {
         const effectiveFrom = effective === undefined ? 0 : Date.parse(effective);
         if (Number.isNaN(effectiveFrom)) throw new UsageError(`--effective-from "${effective}" is not an ISO 8601 time`);
         const version = integer(required(flags, "version"), "--version", 1, 1_000_000);
-        const tariff = { tariffId, version, effectiveFrom, prices: { kind: "flat" as const, priceCentiFenPerKwh: yuanPerKwhToPrice(required(flags, "price")) } };
+        if ((flags.price === undefined) === (flags.tou === undefined)) throw new UsageError("give either --price (flat) or --tou (time-of-use)");
+        const tariff = { tariffId, version, effectiveFrom, prices: flags.tou === undefined ? { kind: "flat" as const, priceCentiFenPerKwh: yuanPerKwhToPrice(required(flags, "price")) } : touPrices(flags.tou) };
         registry.addTariff(tariff);
         audited(audit, "tariff.publish", "tariff", `${tariffId}@v${version}`, undefined, flags.reason, tariff);
         out(`tariff ${tariffId}@v${version} added`);

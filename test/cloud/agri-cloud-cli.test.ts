@@ -93,6 +93,16 @@ describe("agri-cloud command line", () => {
     }
   });
 
+  it("publishes a time-of-use tariff in Asia/Shanghai periods, and refuses one that leaves part of the day unpriced", async () => {
+    const tou = await cli("tariff", "add", "tou", "--version", "1", "--tou", "valley=22:00-08:00@0.3021,flat=08:00-18:00@0.5283,peak=18:00-22:00@0.8452");
+    expect(tou.stdout).toMatch(/tariff tou@v1 added/);
+    const gap = await cli("tariff", "add", "tou-gap", "--version", "1", "--tou", "valley=22:00-08:00@0.3021,peak=18:00-22:00@0.8452");
+    expect(gap.code).toBe(2);
+    expect(gap.stderr).toMatch(/without a price/);
+    expect((await cli("tariff", "add", "tou-bad", "--version", "1", "--tou", "night=22:00-08:00@0.3")).stderr).toMatch(/rate "night" is not one of/);
+    expect((await cli("tariff", "add", "both", "--version", "1", "--price", "0.5", "--tou", "valley=00:00-12:00@0.3")).code).toBe(2);
+  });
+
   it("backs up the database to a new file and refuses to overwrite one", async () => {
     const target = join(dir, "backup", "cloud-copy.db");
     expect((await cli("backup", target)).code).toBe(0);
