@@ -73,6 +73,7 @@ export default tseslint.config(
       "cloud/alerts/cap.ts",
       "cloud/alerts/sse-frame.ts",
       "cloud/alerts/webhook-backoff.ts",
+      "cloud/schema-migrations.ts",
     ],
     ignores: ["**/*.test.ts", "protocols/docs/**"],
     rules: { "no-restricted-imports": ["error", ioImports] },

@@ -14,47 +14,18 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Field } from "../firmware-sim/field.js";
-import { FireSensorModel } from "../firmware-sim/models/fire-sensor.js";
-import { seededRandom } from "../firmware-sim/models/random.js";
-import { parseScenario } from "../firmware-sim/scenario.js";
-import type { OutboxMessage } from "../edge/outbox/outbox.js";
-import { openSqliteOutbox } from "../edge/outbox/sqlite-outbox.js";
 import { formatTopic } from "../protocols/mqtt/topics.js";
 import { startTestBroker } from "../test/harness/broker.js";
 import { connectCloud } from "./cloud-subscriber.js";
 import { startEdgeChild } from "./edge-child-process.js";
 import type { ChildUsage } from "./edge-child.js";
+import { fireEdgeConfig, fireField, flipPhases, outboxPath, POLL_MS, prefillOutbox, round, smokeFlag, summary, watchFireReads } from "./fire-field.js";
 import { report } from "./report.js";
 
 const GW = "gw-alarm-bench";
 const BACKLOG = 100_000;
-const PREFILL_BATCH = 10_000;
 const TRIALS = 10;
 const SETTLE_MS = 2000;
-const POLL_MS = 1000;
-const FIRE_ID = "fire-1";
-const FIRE_UNIT = 1;
-const METERS = ["eastron-sdm120", "eastron-sdm630-v2", "chint-dtsu666", "chint-ddsu666", "hiking-dds238-2-zn", "eastron-sdm120", "chint-dtsu666-4000"] as const;
-
-const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
-
-function percentile(sorted: readonly number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] ?? NaN;
-}
-
-// A realistic telemetry batch: three samples of one meter, about 400 bytes of JSON (as in bench/outbox.ts).
-function telemetry(i: number): OutboxMessage {
-  const at = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
-  const sample = (pointId: string, role: string, value: number, unit: string): object => ({ deviceId: `meter-${i % 16}`, pointId, role, value, unit, at });
-  return {
-    topicName: "telemetry",
-    topic: formatTopic("telemetry", { gatewayId: GW }),
-    payload: { v: 1, gatewayId: GW, sentAt: at, samples: [sample("voltage", "voltage", 229.4 + (i % 7) / 10, "V"), sample("current", "current", 3.2, "A"), sample("activePower", "active_power", 734, "W")] },
-    priority: "telemetry",
-  };
-}
 
 interface Trial {
   /** Flag set → alarm received by the cloud. */
@@ -82,39 +53,13 @@ interface Phase {
 
 async function runPhase(backlog: number): Promise<Phase> {
   const dir = mkdtempSync(join(tmpdir(), "agri-alarm-bench-"));
-  const field = new Field(
-    parseScenario({
-      name: "alarm-latency",
-      seed: 11,
-      clock: { speed: 1, tickMs: 100 },
-      buses: [{ id: "ridge", tcp: { port: 0 } }],
-      devices: [
-        { id: FIRE_ID, bus: "ridge", unit: FIRE_UNIT, profile: "agri-fire-node", fire: { smokeNoiseDbPerM: 0.001 } },
-        ...METERS.map((profile, i) => ({ id: `meter-${i + 2}`, bus: "ridge", unit: i + 2, profile, meter: { loads: [{ kind: "constant" as const, watts: 800 + i * 300 }], initialImportWh: 50_000 } })),
-      ],
-    }),
-    undefined,
-    { autoTick: true },
-  );
+  const field = fireField("alarm-latency", 11);
   await field.start();
   const broker = await startTestBroker();
   const cloud = await connectCloud(broker.port, [formatTopic("alarm", { gatewayId: GW })]);
   let edge: Awaited<ReturnType<typeof startEdgeChild>> | undefined;
   try {
-    // Every read of the node's flags (FC 02) and measurements (FC 04), stamped on the simulator's side.
-    const flagReads: number[] = [];
-    const measurementReads: number[] = [];
-    const bus = field.requireBus("ridge").bus;
-    const transact = bus.transact.bind(bus);
-    let onFlagRead: (() => void) | undefined;
-    bus.transact = (unitId, pdu) => {
-      if (unitId === FIRE_UNIT && pdu[0] === 2) {
-        flagReads.push(performance.now());
-        onFlagRead?.();
-      }
-      if (unitId === FIRE_UNIT && pdu[0] === 4) measurementReads.push(performance.now());
-      return transact(unitId, pdu);
-    };
+    const { flagReads, measurementReads, nextFlagRead } = watchFireReads(field);
     // When the broker has parsed the alarm PUBLISH from the gateway (its first hook, before it forwards it).
     const brokerAlarms: number[] = [];
     const alarmTopic = formatTopic("alarm", { gatewayId: GW });
@@ -123,54 +68,18 @@ async function runPhase(backlog: number): Promise<Phase> {
       callback(null);
     };
 
-    // The backlog, written before the gateway (and its uplink) starts, as after an outage.
-    const outboxPath = join(dir, "outbox.db");
-    const prefill = openSqliteOutbox({ path: outboxPath, maxBytes: 256 << 20, maxCount: 1_000_000, synchronous: "NORMAL" });
-    for (let b = 0; b < backlog / PREFILL_BATCH; b++) prefill.appendMany(Array.from({ length: PREFILL_BATCH }, (_, k) => telemetry(b * PREFILL_BATCH + k)));
-    prefill.close();
-
-    edge = await startEdgeChild(
-      {
-        gateway: { id: GW, password: "bench" },
-        broker: { url: broker.url, reconnectMinMs: 200, reconnectMaxMs: 1000 },
-        buses: [{ id: "ridge", tcp: { host: "127.0.0.1", port: field.requireBus("ridge").tcp?.port ?? 0 }, timeoutMs: 500 }],
-        devices: [
-          { id: FIRE_ID, bus: "ridge", unit: FIRE_UNIT, profile: "agri-fire-node", role: "fire-sensor", pollIntervalMs: POLL_MS, fire: { clearM: 1 } },
-          ...METERS.map((profile, i) => ({ id: `meter-${i + 2}`, bus: "ridge", unit: i + 2, profile, role: "meter", pollIntervalMs: POLL_MS })),
-        ],
-        outbox: { path: outboxPath },
-        statePath: join(dir, "state.db"),
-        status: { port: 0 },
-      },
-      dir,
-      { loopDelay: true },
-    );
+    prefillOutbox(outboxPath(dir), GW, backlog);
+    edge = await startEdgeChild(fireEdgeConfig({ gatewayId: GW, password: "bench", brokerUrl: broker.url, field, dir }), dir, { loopDelay: true });
     // Let the uplink connect and start draining, and the node be polled a few times.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const before = await edge.outbox();
     const usage0 = await edge.usage();
 
-    const fire = field.requireDevice(FIRE_ID);
-    if (!(fire instanceof FireSensorModel)) throw new Error(`${FIRE_ID} is not a fire sensor`);
-    const setFlag = (on: boolean): void => {
-      fire.smokeAlarm = on;
-      fire.step(0, field.simNowMs); // publish the flag into the register bank now, not at the next tick
-    };
-    // Flip at phases spread evenly over the poll interval (5 %, 15 %, … 95 % of it after a read of the flags), in a
-    // seeded shuffled order so that the phase is not tied to how much backlog is left.
-    const random = seededRandom(42);
-    const phases = Array.from({ length: TRIALS }, (_, i) => ((i + 0.5) / TRIALS) * POLL_MS)
-      .map((phase) => ({ phase, key: random() }))
-      .sort((a, b) => a.key - b.key)
-      .map((x) => x.phase);
+    const setFlag = smokeFlag(field);
+    const phases = flipPhases(TRIALS, 42);
     const trials: Trial[] = [];
     for (let t = 0; t < TRIALS; t++) {
-      await new Promise<void>((resolve) => {
-        onFlagRead = () => {
-          onFlagRead = undefined;
-          resolve();
-        };
-      });
+      await nextFlagRead();
       const previousRead = flagReads.at(-1) ?? NaN;
       await new Promise((r) => setTimeout(r, phases[t]));
       const isEvent = (type: string) => (m: { json: Record<string, unknown> }): boolean => (m.json.event as { type?: string } | undefined)?.type === type;
@@ -207,11 +116,7 @@ async function runPhase(backlog: number): Promise<Phase> {
   }
 }
 
-const stat = (trials: readonly Trial[], f: (t: Trial) => number): { p50: number; max: number; all: string } => {
-  const values = trials.map(f);
-  const sorted = [...values].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), max: sorted.at(-1) ?? NaN, all: values.map((v) => round(v, 1)).join(", ") };
-};
+const stat = (trials: readonly Trial[], f: (t: Trial) => number): ReturnType<typeof summary> => summary(trials.map(f), 1);
 
 export async function alarmLatency(): Promise<void> {
   const quiet = await runPhase(0);

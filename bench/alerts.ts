@@ -21,48 +21,20 @@ import { createAlertService } from "../cloud/alerts/service.js";
 import { hashSecret } from "../cloud/broker/secrets.js";
 import { openDurableDatabase } from "../cloud/sqlite.js";
 import { startCloud } from "../cloud/server.js";
-import type { OutboxMessage } from "../edge/outbox/outbox.js";
-import { openSqliteOutbox } from "../edge/outbox/sqlite-outbox.js";
-import { Field } from "../firmware-sim/field.js";
-import { FireSensorModel } from "../firmware-sim/models/fire-sensor.js";
-import { seededRandom } from "../firmware-sim/models/random.js";
-import { parseScenario } from "../firmware-sim/scenario.js";
 import type { AlarmMessage } from "../protocols/mqtt/messages.js";
-import { formatTopic } from "../protocols/mqtt/topics.js";
 import { incidentOf, SseClient, startAlertsApp } from "../test/cloud/alerts-harness.js";
 import { startEdgeChild } from "./edge-child-process.js";
+import { FIRE_ID, fireEdgeConfig, fireField, flipPhases, outboxPath, POLL_MS, prefillOutbox, round, smokeFlag, summary, watchFireReads } from "./fire-field.js";
 import { report } from "./report.js";
 
 const GW = "gw-alerts-bench";
 const PASSWORD = "bench-secret";
 const BACKLOG = 100_000;
-const PREFILL_BATCH = 10_000;
 const TRIALS = 20;
 const SETTLE_MS = 2000;
-const POLL_MS = 1000;
-const FIRE_ID = "fire-1";
-const FIRE_UNIT = 1;
-const METERS = ["eastron-sdm120", "eastron-sdm630-v2", "chint-dtsu666", "chint-ddsu666", "hiking-dds238-2-zn", "eastron-sdm120", "chint-dtsu666-4000"] as const;
 const ENGINE_SENSORS = 10_000;
 
-const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
 const silent = pino({ level: "silent" });
-
-function percentile(sorted: readonly number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] ?? NaN;
-}
-
-function telemetry(i: number): OutboxMessage {
-  const at = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
-  const sample = (pointId: string, role: string, value: number, unit: string): object => ({ deviceId: `meter-${(i % 7) + 2}`, pointId, role, value, unit, at });
-  return {
-    topicName: "telemetry",
-    topic: formatTopic("telemetry", { gatewayId: GW }),
-    payload: { v: 1, gatewayId: GW, sentAt: at, samples: [sample("voltage", "voltage", 229.4 + (i % 7) / 10, "V"), sample("current", "current", 3.2, "A"), sample("activePower", "active_power", 734, "W")] },
-    priority: "telemetry",
-  };
-}
 
 interface Trial {
   readonly latencyMs: number;
@@ -72,20 +44,7 @@ interface Trial {
 
 async function runPhase(backlog: number): Promise<{ trials: Trial[]; backlogStart: number; backlogEnd: number }> {
   const dir = mkdtempSync(join(tmpdir(), "agri-alerts-bench-"));
-  const field = new Field(
-    parseScenario({
-      name: "alerts-latency",
-      seed: 13,
-      clock: { speed: 1, tickMs: 100 },
-      buses: [{ id: "ridge", tcp: { port: 0 } }],
-      devices: [
-        { id: FIRE_ID, bus: "ridge", unit: FIRE_UNIT, profile: "agri-fire-node", fire: { smokeNoiseDbPerM: 0.001 } },
-        ...METERS.map((profile, i) => ({ id: `meter-${i + 2}`, bus: "ridge", unit: i + 2, profile, meter: { loads: [{ kind: "constant" as const, watts: 800 + i * 300 }], initialImportWh: 50_000 } })),
-      ],
-    }),
-    undefined,
-    { autoTick: true },
-  );
+  const field = fireField("alerts-latency", 13);
   await field.start();
   const cloud = await startCloud({ dataDir: join(dir, "cloud"), mqtt: { host: "127.0.0.1", port: 0 }, log: silent });
   let edge: Awaited<ReturnType<typeof startEdgeChild>> | undefined;
@@ -100,60 +59,17 @@ async function runPhase(backlog: number): Promise<{ trials: Trial[]; backlogStar
     room = await startAlertsApp(cloud.alerts);
     client = (await SseClient.open(room.url, "admin")).client;
 
-    const flagReads: number[] = [];
-    const bus = field.requireBus("ridge").bus;
-    const transact = bus.transact.bind(bus);
-    let onFlagRead: (() => void) | undefined;
-    bus.transact = (unitId, pdu) => {
-      if (unitId === FIRE_UNIT && pdu[0] === 2) {
-        flagReads.push(performance.now());
-        onFlagRead?.();
-      }
-      return transact(unitId, pdu);
-    };
-
-    const outboxPath = join(dir, "outbox.db");
-    const prefill = openSqliteOutbox({ path: outboxPath, maxBytes: 256 << 20, maxCount: 1_000_000, synchronous: "NORMAL" });
-    for (let b = 0; b < backlog / PREFILL_BATCH; b++) prefill.appendMany(Array.from({ length: PREFILL_BATCH }, (_, k) => telemetry(b * PREFILL_BATCH + k)));
-    prefill.close();
-
-    edge = await startEdgeChild(
-      {
-        gateway: { id: GW, password: PASSWORD },
-        broker: { url: cloud.mqttUrl, reconnectMinMs: 200, reconnectMaxMs: 1000 },
-        buses: [{ id: "ridge", tcp: { host: "127.0.0.1", port: field.requireBus("ridge").tcp?.port ?? 0 }, timeoutMs: 500 }],
-        devices: [
-          { id: FIRE_ID, bus: "ridge", unit: FIRE_UNIT, profile: "agri-fire-node", role: "fire-sensor", pollIntervalMs: POLL_MS, fire: { clearM: 1 } },
-          ...METERS.map((profile, i) => ({ id: `meter-${i + 2}`, bus: "ridge", unit: i + 2, profile, role: "meter", pollIntervalMs: POLL_MS })),
-        ],
-        outbox: { path: outboxPath },
-        statePath: join(dir, "state.db"),
-        status: { port: 0 },
-      },
-      dir,
-    );
+    const { flagReads, nextFlagRead } = watchFireReads(field);
+    prefillOutbox(outboxPath(dir), GW, backlog);
+    edge = await startEdgeChild(fireEdgeConfig({ gatewayId: GW, password: PASSWORD, brokerUrl: cloud.mqttUrl, field, dir }), dir);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const before = await edge.outbox();
 
-    const fire = field.requireDevice(FIRE_ID);
-    if (!(fire instanceof FireSensorModel)) throw new Error(`${FIRE_ID} is not a fire sensor`);
-    const setFlag = (on: boolean): void => {
-      fire.smokeAlarm = on;
-      fire.step(0, field.simNowMs);
-    };
-    const random = seededRandom(43);
-    const phases = Array.from({ length: TRIALS }, (_, i) => ((i + 0.5) / TRIALS) * POLL_MS)
-      .map((phase) => ({ phase, key: random() }))
-      .sort((a, b) => a.key - b.key)
-      .map((x) => x.phase);
+    const setFlag = smokeFlag(field);
+    const phases = flipPhases(TRIALS, 43);
     const trials: Trial[] = [];
     for (let t = 0; t < TRIALS; t++) {
-      await new Promise<void>((resolve) => {
-        onFlagRead = () => {
-          onFlagRead = undefined;
-          resolve();
-        };
-      });
+      await nextFlagRead();
       await new Promise((r) => setTimeout(r, phases[t]));
       const from = client.events.length;
       const flippedAt = performance.now();
@@ -185,10 +101,7 @@ async function runPhase(backlog: number): Promise<{ trials: Trial[]; backlogStar
   }
 }
 
-const stat = (values: readonly number[]): { p50: number; p99: number; all: string } => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), all: values.map((v) => round(v, 0)).join(", ") };
-};
+const stat = (values: readonly number[]): ReturnType<typeof summary> => summary(values, 0);
 
 async function latency(): Promise<void> {
   const idle = await runPhase(0);

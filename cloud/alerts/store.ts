@@ -9,6 +9,7 @@
 // and backed up on its own retention.
 
 import type Database from "better-sqlite3";
+import { planMigrations } from "../schema-migrations.js";
 import { openDurableDatabase } from "../sqlite.js";
 import { AlertsError, ALERTS_ERROR_CODES } from "./errors.js";
 import type { Incident, Jurisdiction, Mute, Sensor } from "./types.js";
@@ -121,12 +122,15 @@ CREATE INDEX alerts_webhook_outbox_incident ON alerts_webhook_outbox (incident_i
 function migrate(db: Database.Database, nowMs: number): void {
   db.exec("CREATE TABLE IF NOT EXISTS alerts_schema_migrations (version INTEGER PRIMARY KEY, applied_at_ms INTEGER NOT NULL) STRICT");
   db.transaction(() => {
-    const row = db.prepare("SELECT max(version) AS v FROM alerts_schema_migrations").get() as { v: number | null };
-    const current = row.v ?? 0;
-    const latest = MIGRATIONS.at(-1)?.version ?? 0;
-    if (current > latest) throw new AlertsError(ALERTS_ERROR_CODES.schemaTooNew, `alerts database is at schema ${current}, newer than this code (${latest})`, 500);
-    for (const m of MIGRATIONS) {
-      if (m.version <= current) continue;
+    const applied = db.prepare("SELECT version FROM alerts_schema_migrations ORDER BY version").all() as { version: number }[];
+    const plan = planMigrations(applied, MIGRATIONS);
+    // The table records versions, not names, so the one refusal it can give is a database newer than this code.
+    if (!plan.ok) {
+      const { problem } = plan;
+      const current = problem.kind === "too-new" ? problem.fromVersion : problem.version;
+      throw new AlertsError(ALERTS_ERROR_CODES.schemaTooNew, `alerts database is at schema ${current}, newer than this code (${MIGRATIONS.at(-1)?.version ?? 0})`, 500);
+    }
+    for (const m of plan.pending) {
       db.exec(m.sql);
       db.prepare("INSERT INTO alerts_schema_migrations (version, applied_at_ms) VALUES (?, ?)").run(m.version, nowMs);
     }

@@ -4,17 +4,13 @@
 // The triggers make the log append-only against every writer, not only this module: an UPDATE or DELETE aborts.
 
 import type Database from "better-sqlite3";
+import type { VersionedMigration } from "../schema-migrations.js";
+import { applyMigrations } from "../sqlite.js";
 import { AuditError, AUDIT_ERROR_CODES as C } from "./errors.js";
-
-export interface AuditMigration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
 
 export const APPEND_ONLY_MESSAGE = "AUDIT_APPEND_ONLY: the audit log is never edited";
 
-export const AUDIT_MIGRATIONS: readonly AuditMigration[] = [
+export const AUDIT_MIGRATIONS: readonly VersionedMigration[] = [
   {
     version: 1,
     name: "audit-log",
@@ -45,24 +41,13 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE
 export const AUDIT_SCHEMA_VERSION = AUDIT_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
 
 export function migrateAudit(db: Database.Database, nowMs: number): { fromVersion: number; toVersion: number } {
-  const run = db.transaction(() => {
-    db.exec("CREATE TABLE IF NOT EXISTS audit_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
-    const applied = db.prepare("SELECT version, name FROM audit_schema_migrations ORDER BY version").all() as { version: number; name: string }[];
-    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
-    if (fromVersion > AUDIT_SCHEMA_VERSION) {
-      throw new AuditError(C.SCHEMA_TOO_NEW, `the audit log is at schema version ${fromVersion}; this code knows up to ${AUDIT_SCHEMA_VERSION}`);
-    }
-    for (const row of applied) {
-      const mine = AUDIT_MIGRATIONS.find((m) => m.version === row.version);
-      if (mine?.name !== row.name) throw new AuditError(C.SCHEMA_MISMATCH, `audit schema version ${row.version} was applied as "${row.name}"`);
-    }
-    const insert = db.prepare("INSERT INTO audit_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
-    for (const m of AUDIT_MIGRATIONS) {
-      if (m.version <= fromVersion) continue;
-      db.exec(m.sql);
-      insert.run(m.version, m.name, nowMs);
-    }
-    return { fromVersion, toVersion: Math.max(fromVersion, AUDIT_SCHEMA_VERSION) };
+  return applyMigrations(db, {
+    table: "audit_schema_migrations",
+    migrations: AUDIT_MIGRATIONS,
+    nowMs,
+    refuse: (p) =>
+      p.kind === "too-new"
+        ? new AuditError(C.SCHEMA_TOO_NEW, `the audit log is at schema version ${p.fromVersion}; this code knows up to ${p.knownVersion}`)
+        : new AuditError(C.SCHEMA_MISMATCH, `audit schema version ${p.version} was applied as "${p.appliedName}"`),
   });
-  return run.immediate();
 }

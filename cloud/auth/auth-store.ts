@@ -13,7 +13,7 @@ import { z } from "zod";
 import { issuesToText } from "../../protocols/validation.js";
 import { openAuditLog, type AuditLog } from "../audit/audit-log.js";
 import { hashSecret, verifySecret } from "../broker/secrets.js";
-import { openDurableDatabase } from "../sqlite.js";
+import { isUniqueViolation, openDurableDatabase } from "../sqlite.js";
 import { AuthError, AUTH_ERROR_CODES as C } from "./errors.js";
 import { migrateAuth } from "./migrations.js";
 import { API_TOKEN_PREFIX, newOpaqueToken, newTokenId, SESSION_TOKEN_PREFIX, tokenDigest, tokenKind } from "./opaque-token.js";
@@ -179,10 +179,6 @@ function checkPassword(password: string, userId: string): void {
   if (problem !== undefined) throw new AuthError(C.WEAK_PASSWORD, problem);
 }
 
-function uniqueViolation(error: unknown): boolean {
-  return error instanceof Error && "code" in error && (error.code === "SQLITE_CONSTRAINT_PRIMARYKEY" || error.code === "SQLITE_CONSTRAINT_UNIQUE");
-}
-
 export function openAuthStore(options: AuthStoreOptions): AuthStore {
   const now = options.now ?? Date.now;
   const policy: SessionPolicy = { ...DEFAULT_SESSION_POLICY, ...options.sessions };
@@ -266,7 +262,7 @@ export function openAuthStore(options: AuthStoreOptions): AuthStore {
              VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
           ).run(user.userId, user.name, passwordHash, JSON.stringify(user.roles), JSON.stringify(user.villageIds), user.householdId ?? null, JSON.stringify(user.jurisdictionIds), atMs, atMs);
         } catch (error) {
-          if (uniqueViolation(error)) throw new AuthError(C.EXISTS, `user ${user.userId} already exists`);
+          if (isUniqueViolation(error)) throw new AuthError(C.EXISTS, `user ${user.userId} already exists`);
           throw error;
         }
         const view = toView(requireUser(user.userId));

@@ -4,15 +4,11 @@
 // No secret is stored: passwords as scrypt strings (broker/secrets.ts), tokens as SHA-256 digests (opaque-token.ts).
 
 import type Database from "better-sqlite3";
+import type { VersionedMigration } from "../schema-migrations.js";
+import { applyMigrations } from "../sqlite.js";
 import { AuthError, AUTH_ERROR_CODES as C } from "./errors.js";
 
-export interface AuthMigration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
-
-export const AUTH_MIGRATIONS: readonly AuthMigration[] = [
+export const AUTH_MIGRATIONS: readonly VersionedMigration[] = [
   {
     version: 1,
     name: "users-sessions-api-tokens",
@@ -60,24 +56,13 @@ CREATE INDEX auth_api_tokens_by_user ON auth_api_tokens (user_id);
 export const AUTH_SCHEMA_VERSION = AUTH_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
 
 export function migrateAuth(db: Database.Database, nowMs: number): { fromVersion: number; toVersion: number } {
-  const run = db.transaction(() => {
-    db.exec("CREATE TABLE IF NOT EXISTS auth_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
-    const applied = db.prepare("SELECT version, name FROM auth_schema_migrations ORDER BY version").all() as { version: number; name: string }[];
-    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
-    if (fromVersion > AUTH_SCHEMA_VERSION) {
-      throw new AuthError(C.SCHEMA_TOO_NEW, `the auth schema is at version ${fromVersion}; this code knows up to ${AUTH_SCHEMA_VERSION}`);
-    }
-    for (const row of applied) {
-      const mine = AUTH_MIGRATIONS.find((m) => m.version === row.version);
-      if (mine?.name !== row.name) throw new AuthError(C.SCHEMA_MISMATCH, `auth schema version ${row.version} was applied as "${row.name}"`);
-    }
-    const insert = db.prepare("INSERT INTO auth_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
-    for (const m of AUTH_MIGRATIONS) {
-      if (m.version <= fromVersion) continue;
-      db.exec(m.sql);
-      insert.run(m.version, m.name, nowMs);
-    }
-    return { fromVersion, toVersion: Math.max(fromVersion, AUTH_SCHEMA_VERSION) };
+  return applyMigrations(db, {
+    table: "auth_schema_migrations",
+    migrations: AUTH_MIGRATIONS,
+    nowMs,
+    refuse: (p) =>
+      p.kind === "too-new"
+        ? new AuthError(C.SCHEMA_TOO_NEW, `the auth schema is at version ${p.fromVersion}; this code knows up to ${p.knownVersion}`)
+        : new AuthError(C.SCHEMA_MISMATCH, `auth schema version ${p.version} was applied as "${p.appliedName}"`),
   });
-  return run.immediate();
 }

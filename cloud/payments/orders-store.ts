@@ -6,7 +6,7 @@
 // retried request finds its answer instead of posting again.
 
 import type Database from "better-sqlite3";
-import { openDurableDatabase } from "../sqlite.js";
+import { applyMigrations, openDurableDatabase } from "../sqlite.js";
 import { PaymentError, PAYMENT_ERROR_CODES as C } from "./errors.js";
 
 export const ORDER_STATES = ["created", "paid", "expired", "failed"] as const;
@@ -106,23 +106,19 @@ CREATE TABLE household_money_requests (
 ] as const;
 
 function migratePayments(db: Database.Database, nowMs: number): void {
-  const run = db.transaction(() => {
-    db.exec("CREATE TABLE IF NOT EXISTS payments_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
-    const applied = db.prepare("SELECT version, name FROM payments_schema_migrations ORDER BY version").all() as { version: number; name: string }[];
-    const known = MIGRATIONS.length;
-    // A file migrated by newer or other code is refused, never half-understood (same rule as the ledger's migrations).
-    for (const row of applied) {
-      const mine = MIGRATIONS.find((m) => m.version === row.version);
-      if (mine?.name !== row.name) throw new PaymentError(C.STORE_SCHEMA_MISMATCH, `payments schema version ${row.version} was applied as "${row.name}"; this code knows up to ${known}`);
-    }
-    const from = applied.reduce((max, r) => Math.max(max, r.version), 0);
-    for (const m of MIGRATIONS) {
-      if (m.version <= from) continue;
-      db.exec(m.sql);
-      db.prepare("INSERT INTO payments_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)").run(m.version, m.name, nowMs);
-    }
+  // A file migrated by newer or other code is refused, never half-understood (same rule as the ledger's migrations).
+  applyMigrations(db, {
+    table: "payments_schema_migrations",
+    migrations: MIGRATIONS,
+    nowMs,
+    refuse: (p) =>
+      new PaymentError(
+        C.STORE_SCHEMA_MISMATCH,
+        p.kind === "too-new"
+          ? `payments schema is at version ${p.fromVersion}; this code knows up to ${p.knownVersion}`
+          : `payments schema version ${p.version} was applied as "${p.appliedName}"; this code knows up to ${MIGRATIONS.length}`,
+      ),
   });
-  run.immediate();
 }
 
 interface OrderRow {

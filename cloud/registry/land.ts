@@ -7,6 +7,7 @@ import { z } from "zod";
 import { deviceIdSchema } from "../../protocols/mqtt/messages.js";
 import { issuesToText } from "../../protocols/validation.js";
 import { checkPolicySchedule, policyAt, villagePolicySchema, type VillagePolicy, type VillagePolicyBody } from "../prepaid/village-policy.js";
+import { isUniqueViolation } from "../sqlite.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
 
 /** A crop code: rice, wheat, maize, tea, seedlings, vegetables … (the subsidy policy says which count as grain). */
@@ -113,10 +114,6 @@ function toPlot(r: PlotRow): Plot {
   };
 }
 
-function isUnique(error: unknown): boolean {
-  return error instanceof Error && "code" in error && (error.code === "SQLITE_CONSTRAINT_PRIMARYKEY" || error.code === "SQLITE_CONSTRAINT_UNIQUE");
-}
-
 export function landMethods(db: Database.Database, now: () => number): LandMethods {
   const q = {
     plot: db.prepare<[string], PlotRow>(`${PLOT_SELECT} WHERE p.plot_id = ?`),
@@ -158,7 +155,7 @@ export function landMethods(db: Database.Database, now: () => number): LandMetho
         now(),
       );
     } catch (error) {
-      if (isUnique(error)) throw new RegistryError(C.EXISTS, `plot ${plotId} already has a crop from ${new Date(effectiveFromMs).toISOString()}`);
+      if (isUniqueViolation(error)) throw new RegistryError(C.EXISTS, `plot ${plotId} already has a crop from ${new Date(effectiveFromMs).toISOString()}`);
       throw error;
     }
     return { plotId, effectiveFromMs, crop, recordedBy };
@@ -226,7 +223,7 @@ export function landMethods(db: Database.Database, now: () => number): LandMetho
       try {
         addPlotTx.immediate(p);
       } catch (error) {
-        if (isUnique(error)) throw new RegistryError(C.EXISTS, `plot ${p.plotId} already exists`);
+        if (isUniqueViolation(error)) throw new RegistryError(C.EXISTS, `plot ${p.plotId} already exists`);
         throw error;
       }
       return requirePlot(p.plotId);
@@ -272,7 +269,7 @@ export function landMethods(db: Database.Database, now: () => number): LandMetho
           now(),
         );
       } catch (error) {
-        if (isUnique(error)) throw new RegistryError(C.EXISTS, `village policy ${p.villageId}@v${p.version} already exists`);
+        if (isUniqueViolation(error)) throw new RegistryError(C.EXISTS, `village policy ${p.villageId}@v${p.version} already exists`);
         throw error;
       }
       return p;

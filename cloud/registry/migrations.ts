@@ -4,15 +4,11 @@
 // released migration: add the next one. STRICT tables keep a float out of every INTEGER column (invariant 1).
 
 import type Database from "better-sqlite3";
+import type { VersionedMigration } from "../schema-migrations.js";
+import { applyMigrations } from "../sqlite.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
 
-export interface RegistryMigration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
-
-export const REGISTRY_MIGRATIONS: readonly RegistryMigration[] = [
+export const REGISTRY_MIGRATIONS: readonly VersionedMigration[] = [
   {
     version: 1,
     name: "villages-households-gateways-meters-tariffs-grants",
@@ -160,29 +156,27 @@ CREATE TABLE registry_village_policies (
 ) STRICT;
 `,
   },
+  {
+    version: 3,
+    name: "grant-warning-stages",
+    sql: `
+-- The low-credit warning stages a grant carried (JSON [stage1Wh, stage2Wh]; NULL: none), so a change of the
+-- village's lowCredit policy (or of the price it is converted at) is noticed and re-sent, like friendly_json.
+ALTER TABLE registry_grants ADD COLUMN warn_json TEXT;
+`,
+  },
 ];
 
 export const REGISTRY_SCHEMA_VERSION = REGISTRY_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
 
 export function migrateRegistry(db: Database.Database, nowMs: number): { fromVersion: number; toVersion: number } {
-  const run = db.transaction(() => {
-    db.exec("CREATE TABLE IF NOT EXISTS registry_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
-    const applied = db.prepare("SELECT version, name FROM registry_schema_migrations ORDER BY version").all() as { version: number; name: string }[];
-    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
-    if (fromVersion > REGISTRY_SCHEMA_VERSION) {
-      throw new RegistryError(C.SCHEMA_TOO_NEW, `the registry is at schema version ${fromVersion}; this code knows up to ${REGISTRY_SCHEMA_VERSION}`);
-    }
-    for (const row of applied) {
-      const mine = REGISTRY_MIGRATIONS.find((m) => m.version === row.version);
-      if (mine?.name !== row.name) throw new RegistryError(C.SCHEMA_MISMATCH, `registry schema version ${row.version} was applied as "${row.name}"`);
-    }
-    const insert = db.prepare("INSERT INTO registry_schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
-    for (const m of REGISTRY_MIGRATIONS) {
-      if (m.version <= fromVersion) continue;
-      db.exec(m.sql);
-      insert.run(m.version, m.name, nowMs);
-    }
-    return { fromVersion, toVersion: Math.max(fromVersion, REGISTRY_SCHEMA_VERSION) };
+  return applyMigrations(db, {
+    table: "registry_schema_migrations",
+    migrations: REGISTRY_MIGRATIONS,
+    nowMs,
+    refuse: (p) =>
+      p.kind === "too-new"
+        ? new RegistryError(C.SCHEMA_TOO_NEW, `the registry is at schema version ${p.fromVersion}; this code knows up to ${p.knownVersion}`)
+        : new RegistryError(C.SCHEMA_MISMATCH, `registry schema version ${p.version} was applied as "${p.appliedName}"`),
   });
-  return run.immediate();
 }

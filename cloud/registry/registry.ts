@@ -4,11 +4,11 @@
 // has its own migrations table). Inputs are checked with zod at this boundary and refused with a RegistryError
 // naming the field. Synchronous, like better-sqlite3: the broker reads a cached snapshot, never this per packet.
 
-import { openDurableDatabase } from "../sqlite.js";
+import { isUniqueViolation, openDurableDatabase } from "../sqlite.js";
 import { z } from "zod";
 import type { CloudClientRecord, CloudRole, GatewayRecord, RegistrySnapshot } from "../broker/policy.js";
 import { parseSecretHash } from "../broker/secrets.js";
-import { deviceIdSchema, friendlyPeriodSchema, gatewayIdSchema, type FriendlyPeriod } from "../../protocols/mqtt/messages.js";
+import { deviceIdSchema, friendlyPeriodSchema, gatewayIdSchema, warnAtWhSchema, type FriendlyPeriod } from "../../protocols/mqtt/messages.js";
 import { issuesToText } from "../../protocols/validation.js";
 import { tariffScheduleSchema, tariffSchema, type Tariff } from "../ledger/tariff.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
@@ -80,6 +80,8 @@ export interface GrantRecord {
   readonly ackStatus?: string;
   readonly ackReason?: string;
   readonly friendlyPeriods?: readonly FriendlyPeriod[];
+  /** The low-credit warning stages the grant carried, [stage1Wh, stage2Wh]. */
+  readonly warnAtWh?: readonly [number, number];
 }
 
 export interface NewGrant {
@@ -91,6 +93,7 @@ export interface NewGrant {
   readonly issuedAtMs: number;
   readonly expiresAtMs: number;
   readonly friendlyPeriods?: readonly FriendlyPeriod[];
+  readonly warnAtWh?: readonly [number, number];
 }
 
 export interface TopUpNotice {
@@ -151,10 +154,6 @@ function checkHash(secretHash: string): void {
   }
 }
 
-function uniqueViolation(error: unknown): boolean {
-  return error instanceof Error && "code" in error && (error.code === "SQLITE_CONSTRAINT_PRIMARYKEY" || error.code === "SQLITE_CONSTRAINT_UNIQUE");
-}
-
 interface MeterRow {
   meter_id: string;
   gateway_id: string;
@@ -175,6 +174,7 @@ interface GrantRow {
   ack_status: string | null;
   ack_reason: string | null;
   friendly_json: string | null;
+  warn_json: string | null;
 }
 
 function toMeter(r: MeterRow): Meter {
@@ -195,6 +195,7 @@ function toGrant(r: GrantRow): GrantRecord {
     ...(r.ack_status === null ? {} : { ackStatus: r.ack_status }),
     ...(r.ack_reason === null ? {} : { ackReason: r.ack_reason }),
     ...(r.friendly_json === null ? {} : { friendlyPeriods: z.array(friendlyPeriodSchema).parse(JSON.parse(r.friendly_json)) }),
+    ...(r.warn_json === null ? {} : { warnAtWh: warnAtWhSchema.parse(JSON.parse(r.warn_json)) }),
   };
 }
 
@@ -229,7 +230,7 @@ export function openRegistry(options: RegistryOptions): Registry {
     try {
       db.prepare(sql).run(...params);
     } catch (error) {
-      if (uniqueViolation(error)) throw new RegistryError(C.EXISTS, `${what} already exists`);
+      if (isUniqueViolation(error)) throw new RegistryError(C.EXISTS, `${what} already exists`);
       throw error;
     }
   }
@@ -242,10 +243,26 @@ export function openRegistry(options: RegistryOptions): Registry {
     const last = q.lastGrant.get(g.meterId);
     const grantSeq = (last?.grant_seq ?? 0) + 1;
     db.prepare(
-      "INSERT INTO registry_grants (meter_id, grant_seq, limit_wh, register_wh, command_id, gateway_id, issued_at_ms, expires_at_ms, friendly_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    ).run(g.meterId, grantSeq, g.limitWh, g.registerWh, g.commandId, g.gatewayId, g.issuedAtMs, g.expiresAtMs, g.friendlyPeriods === undefined || g.friendlyPeriods.length === 0 ? null : JSON.stringify(g.friendlyPeriods));
-    const { friendlyPeriods, ...rest } = g;
-    return friendlyPeriods === undefined || friendlyPeriods.length === 0 ? { ...rest, grantSeq } : { ...rest, grantSeq, friendlyPeriods };
+      "INSERT INTO registry_grants (meter_id, grant_seq, limit_wh, register_wh, command_id, gateway_id, issued_at_ms, expires_at_ms, friendly_json, warn_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ).run(
+      g.meterId,
+      grantSeq,
+      g.limitWh,
+      g.registerWh,
+      g.commandId,
+      g.gatewayId,
+      g.issuedAtMs,
+      g.expiresAtMs,
+      g.friendlyPeriods === undefined || g.friendlyPeriods.length === 0 ? null : JSON.stringify(g.friendlyPeriods),
+      g.warnAtWh === undefined ? null : JSON.stringify(g.warnAtWh),
+    );
+    const { friendlyPeriods, warnAtWh, ...rest } = g;
+    return {
+      ...rest,
+      grantSeq,
+      ...(friendlyPeriods === undefined || friendlyPeriods.length === 0 ? {} : { friendlyPeriods }),
+      ...(warnAtWh === undefined ? {} : { warnAtWh }),
+    };
   });
 
   return {

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatTopic } from "../../protocols/mqtt/topics.js";
 import { householdAccountId } from "../../cloud/prepaid/accounts.js";
 import { startCloud, type RunningCloud } from "../../cloud/server.js";
+import { eventuallyAsync } from "../harness/broker.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -35,16 +36,6 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
   });
   const text = await response.text();
   return { status: response.status, json: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>) };
-}
-
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function billing(seq: number, registerWh: number): string {
@@ -104,14 +95,19 @@ describe("agri-cloud on PostgreSQL, provisioned and used over HTTP", () => {
     await gateway?.publishAsync(formatTopic("billing", { gatewayId: "gw-pg" }), billing(1, 100_000), { qos: 1 });
     // 2 kWh at ¥0.5283 = 105.66 fen → 106 fen (round half up).
     await gateway?.publishAsync(formatTopic("billing", { gatewayId: "gw-pg" }), billing(2, 102_000), { qos: 1 });
-    const balance = await until(async () => {
-      const b = await cloud.ledger.balance(householdAccountId("hh-pg"));
-      return b === 10_000 - 106 ? b : undefined;
-    }, "the charge in PostgreSQL");
+    const balance = await eventuallyAsync(
+      async () => {
+        const b = await cloud.ledger.balance(householdAccountId("hh-pg"));
+        return b === 10_000 - 106 ? b : undefined;
+      },
+      15_000,
+      "the charge in PostgreSQL",
+    );
     expect(balance).toBe(9_894);
 
-    const grant = await until(
+    const grant = await eventuallyAsync(
       () => Promise.resolve(commands.map((c) => (c as { command?: { type?: string; limitWh?: number } }).command).find((c) => c?.type === "credit.grant" && (c.limitWh ?? 0) > 102_000)),
+      15_000,
       "a credit grant above the register",
     );
     expect(grant.limitWh).toBeGreaterThan(102_000);

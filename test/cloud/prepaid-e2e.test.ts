@@ -16,7 +16,7 @@ import { energyCostFen } from "../../protocols/units.js";
 import { hashSecret } from "../../cloud/broker/secrets.js";
 import { householdAccountId } from "../../cloud/prepaid/accounts.js";
 import { startCloud, type RunningCloud } from "../../cloud/server.js";
-import { eventually } from "../harness/broker.js";
+import { eventually, eventuallyAsync } from "../harness/broker.js";
 import { settleWithin, startField, type RunningField } from "../harness/programs.js";
 
 const GW = "prepaid-gw-1";
@@ -47,20 +47,9 @@ async function chargesFen(): Promise<number> {
   return -statement.entries.filter((e) => e.kind === "charge").reduce((sum, e) => sum + e.amountFen, 0);
 }
 
-/** harness eventually() takes a synchronous check; this one awaits it. */
-async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** Waits until the cloud has charged the register the (now still) meter shows. */
 async function settled(): Promise<number> {
-  return until(
+  return eventuallyAsync(
     async () => {
       // The DDS238 register counts in 0.01 kWh; the model's own counter is finer.
       const register = Math.floor(meter().importRegisterWh / 10) * 10;
@@ -119,7 +108,7 @@ afterAll(async () => {
 describe("prepaid end to end: simulator → edge → cloud", () => {
   it("authenticates the gateway and charges nothing while no credit was granted", async () => {
     await eventually(() => cloud.registry.gatewayStatus(GW)?.state === "online", 10_000, "gateway online");
-    await until(async () => (await chargedRegisterWh()) === INITIAL_WH, 10_000, "first billing reading charged");
+    await eventuallyAsync(async () => (await chargedRegisterWh()) === INITIAL_WH, 10_000, "first billing reading charged");
     expect(await balance()).toBe(0);
     // A first grant that gives nothing: the limit is the register itself.
     await eventually(() => cloud.registry.lastGrant(METER)?.ackStatus === "done", 10_000, "zero grant acknowledged");

@@ -105,3 +105,15 @@ export async function eventually<T>(check: () => T | undefined | false, timeoutM
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** eventually() for a check that has to await (a ledger query, an HTTP call): polls every 100 ms until the check
+ * resolves to something other than undefined or false (so 0 and "" are answers), or the time runs out. */
+export async function eventuallyAsync<T>(check: () => Promise<T | undefined | false>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

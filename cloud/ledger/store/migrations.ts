@@ -8,14 +8,12 @@
 // INTEGER belongs, so a float cannot reach amount_fen even through raw SQL (invariant 1).
 
 import type Database from "better-sqlite3";
+import type { VersionedMigration } from "../../schema-migrations.js";
+import { applyMigrations } from "../../sqlite.js";
 import { ACCOUNT_KINDS, POSTING_KINDS } from "./ledger.js";
-import { LEDGER_STORE_ERROR_CODES as C, LedgerStoreError } from "./store-errors.js";
+import { refuseLedgerSchema } from "./store-errors.js";
 
-export interface Migration {
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
+export type Migration = VersionedMigration;
 
 const list = (values: readonly string[]): string => values.map((v) => `'${v}'`).join(", ");
 
@@ -126,27 +124,5 @@ export interface MigrateResult {
 
 /** Brings the file to LATEST_SCHEMA_VERSION; a no-op when it is there already. */
 export function migrate(db: Database.Database, nowMs: number, migrations: readonly Migration[] = MIGRATIONS): MigrateResult {
-  const known = Math.max(0, ...migrations.map((m) => m.version));
-  const run = db.transaction((): MigrateResult => {
-    db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL) STRICT");
-    const applied = db.prepare("SELECT version, name FROM schema_migrations ORDER BY version").all() as { version: number; name: string }[];
-    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
-    if (fromVersion > known) {
-      throw new LedgerStoreError(C.SCHEMA_TOO_NEW, `the ledger is at schema version ${fromVersion}; this code knows up to ${known}`);
-    }
-    for (const row of applied) {
-      const mine = migrations.find((m) => m.version === row.version);
-      if (mine?.name !== row.name) {
-        throw new LedgerStoreError(C.SCHEMA_MISMATCH, `schema version ${row.version} was applied as "${row.name}"; this code has "${mine?.name ?? "nothing"}"`);
-      }
-    }
-    const insert = db.prepare("INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)");
-    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-      if (m.version <= fromVersion) continue;
-      db.exec(m.sql);
-      insert.run(m.version, m.name, nowMs);
-    }
-    return { fromVersion, toVersion: Math.max(fromVersion, known) };
-  });
-  return run.immediate();
+  return applyMigrations(db, { table: "schema_migrations", migrations, nowMs, refuse: refuseLedgerSchema });
 }

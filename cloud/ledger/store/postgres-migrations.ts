@@ -13,8 +13,9 @@
 
 import type pg from "pg";
 import { ACCOUNT_KINDS, POSTING_KINDS } from "./ledger.js";
+import { planMigrations } from "../../schema-migrations.js";
 import type { Migration, MigrateResult } from "./migrations.js";
-import { LEDGER_STORE_ERROR_CODES as C, LedgerStoreError } from "./store-errors.js";
+import { refuseLedgerSchema } from "./store-errors.js";
 
 const list = (values: readonly string[]): string => values.map((v) => `'${v}'`).join(", ");
 
@@ -275,29 +276,19 @@ export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce((max, m
 
 /** Brings the database to the latest version on `client` (a dedicated connection, not in a transaction). */
 export async function migratePostgres(client: pg.ClientBase, nowMs: number, migrations: readonly Migration[] = POSTGRES_MIGRATIONS): Promise<MigrateResult> {
-  const known = Math.max(0, ...migrations.map((m) => m.version));
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY.toString()]);
     await client.query("CREATE TABLE IF NOT EXISTS ledger_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)");
     const applied = (await client.query<{ version: number; name: string }>("SELECT version, name FROM ledger_schema_migrations ORDER BY version")).rows;
-    const fromVersion = applied.reduce((max, row) => Math.max(max, row.version), 0);
-    if (fromVersion > known) {
-      throw new LedgerStoreError(C.SCHEMA_TOO_NEW, `the ledger is at schema version ${fromVersion}; this code knows up to ${known}`);
-    }
-    for (const row of applied) {
-      const mine = migrations.find((m) => m.version === row.version);
-      if (mine?.name !== row.name) {
-        throw new LedgerStoreError(C.SCHEMA_MISMATCH, `schema version ${row.version} was applied as "${row.name}"; this code has "${mine?.name ?? "nothing"}"`);
-      }
-    }
-    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-      if (m.version <= fromVersion) continue;
+    const plan = planMigrations(applied, migrations);
+    if (!plan.ok) throw refuseLedgerSchema(plan.problem);
+    for (const m of plan.pending) {
       await client.query(m.sql);
       await client.query("INSERT INTO ledger_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)", [m.version, m.name, nowMs]);
     }
     await client.query("COMMIT");
-    return { fromVersion, toVersion: Math.max(fromVersion, known) };
+    return { fromVersion: plan.fromVersion, toVersion: plan.toVersion };
   } catch (error) {
     await client.query("ROLLBACK").catch(() => undefined);
     throw error;

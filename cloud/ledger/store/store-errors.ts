@@ -2,6 +2,7 @@
 // stable code and a retry flag, whatever the implementation (SQLite today, PostgreSQL later).
 
 import { AgriError } from "../../../protocols/errors.js";
+import type { MigrationProblem } from "../../schema-migrations.js";
 
 export const LEDGER_STORE_ERROR_CODES = {
   UNBALANCED: "LEDGER_UNBALANCED",
@@ -39,4 +40,11 @@ export class LedgerStoreError extends AgriError {
   constructor(code: LedgerStoreErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, code === C.CHARGE_STATE_CONFLICT, message, options);
   }
+}
+
+/** A database the ledger must not touch, as its typed error: the same for the SQLite and the PostgreSQL ledger. */
+export function refuseLedgerSchema(problem: MigrationProblem): LedgerStoreError {
+  return problem.kind === "too-new"
+    ? new LedgerStoreError(C.SCHEMA_TOO_NEW, `the ledger is at schema version ${problem.fromVersion}; this code knows up to ${problem.knownVersion}`)
+    : new LedgerStoreError(C.SCHEMA_MISMATCH, `schema version ${problem.version} was applied as "${problem.appliedName}"; this code has "${problem.knownName ?? "nothing"}"`);
 }
