@@ -76,7 +76,7 @@ const alarmRecordSchema = z.strictObject({
   alarmId: z.string(),
   sensorId: z.string(),
   gatewayId: z.string(),
-  cause: z.enum([...ALARM_CAUSES, "monitoring_gap", "sensor_fault"]),
+  cause: z.enum([...ALARM_CAUSES, "monitoring_gap", "sensor_fault", "low_battery"]),
   atMs: z.number(),
   receivedAtMs: epochMs,
   clearedAtMs: z.number().optional(),

@@ -197,6 +197,13 @@ export function createAlertService(deps: AlertServiceDeps) {
         if (e.faulted) signal(gatewayId, `fault:${e.deviceId}:${e.at}`, rec(e.deviceId, `fault-${e.at}`, "sensor_fault", e.at), "sensor_fault", pending);
         else recover(e.deviceId, "sensor_fault", gatewayId, pending);
         return;
+      case "battery.low":
+        // Its own class, like a gap: a sensor that needs a new cell is a maintenance job, never a fire to dispatch.
+        signal(gatewayId, `battery:${e.deviceId}:${e.at}`, rec(e.deviceId, `battery-${e.at}`, "low_battery", e.at, e.batteryMv), "low_battery", pending);
+        return;
+      case "battery.ok":
+        recover(e.deviceId, "low_battery", gatewayId, pending);
+        return;
       default:
         // Metering events (relay, grants, credit, tamper on meters) are not the alerts domain's.
         return;

@@ -53,7 +53,7 @@ export interface Jurisdiction {
 }
 
 /** What opened or joined an incident: a fire alarm's cause, or the technical signal of the other classes. */
-export type SignalCause = AlarmCause | "monitoring_gap" | "sensor_fault";
+export type SignalCause = AlarmCause | "monitoring_gap" | "sensor_fault" | "low_battery";
 
 export interface AlarmRecord {
   readonly alarmId: string;

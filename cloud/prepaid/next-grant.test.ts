@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { creditGrantSchema } from "../../protocols/mqtt/messages.js";
 import { energyCostFen } from "../../protocols/units.js";
+import { warnAtWhFor } from "../ledger/grants.js";
 import type { Tariff } from "../ledger/tariff.js";
 import { decideGrant, nextGrant, outstandingGrantFen } from "./next-grant.js";
 
@@ -45,6 +47,33 @@ describe("nextGrant", () => {
     const cleared = decideGrant({ ...base, balanceFen: 100, friendlyPeriods: [], lastGrant: inForce });
     expect(cleared).toMatchObject({ send: true, grant: { grantSeq: 2, limitWh: first?.limitWh } });
     expect(cleared.send && "friendlyPeriods" in cleared.grant).toBe(false);
+  });
+
+  it("carries the village's low-credit stages as warnAtWh at the price the limit was sized with, overdraft included", () => {
+    const lowCredit = { stage1Fen: 2_000, stage2Fen: 500 };
+    const grant = nextGrant({ ...base, balanceFen: 100, overdraftFen: 1_000, lowCredit });
+    // (2000 + 1000) fen and (500 + 1000) fen at 52.83 fen/kWh, rounded down.
+    expect(grant?.warnAtWh).toEqual([Math.floor(300_000_000 / 5283), Math.floor(150_000_000 / 5283)]);
+    expect(grant?.warnAtWh).toEqual(warnAtWhFor(lowCredit, 1_000, 5283));
+    const rising: Tariff[] = [...flat, { tariffId: "t", version: 2, effectiveFrom: 5_000, prices: { kind: "flat", priceCentiFenPerKwh: 6000 } }];
+    expect(nextGrant({ ...base, balanceFen: 100, tariffs: rising, lowCredit })?.warnAtWh).toEqual(warnAtWhFor(lowCredit, 0, 6000));
+  });
+
+  it("re-sends an unchanged limit when the low-credit stages change, and not while they stay", () => {
+    const lowCredit = { stage1Fen: 2_000, stage2Fen: 500 };
+    const first = nextGrant({ ...base, balanceFen: 100, lowCredit });
+    const inForce = { grantSeq: 1, limitWh: first?.limitWh ?? 0, warnAtWh: first?.warnAtWh };
+    expect(decideGrant({ ...base, balanceFen: 100, lowCredit, lastGrant: inForce })).toEqual({ send: false, reason: "unchanged", limitWh: inForce.limitWh, warnAtWh: first?.warnAtWh });
+    const raised = decideGrant({ ...base, balanceFen: 100, lowCredit: { stage1Fen: 3_000, stage2Fen: 500 }, lastGrant: inForce });
+    expect(raised).toMatchObject({ send: true, grant: { grantSeq: 2, limitWh: inForce.limitWh, warnAtWh: warnAtWhFor({ stage1Fen: 3_000, stage2Fen: 500 }, 0, 5283) } });
+    const dropped = decideGrant({ ...base, balanceFen: 100, lastGrant: inForce });
+    expect(dropped.send && "warnAtWh" in dropped.grant).toBe(false);
+    expect(dropped).toMatchObject({ send: true, grant: { grantSeq: 2 } });
+  });
+
+  it("sends a grant with warning stages that the protocol's strict schema accepts", () => {
+    const grant = nextGrant({ ...base, balanceFen: 100, overdraftFen: 300, lowCredit: { stage1Fen: 2_000, stage2Fen: 500 }, friendlyPeriods: [{ from: "22:00", to: "06:00" }] });
+    expect(creditGrantSchema.safeParse(grant).success).toBe(true);
   });
 
   it("grants nothing when no tariff is in force or scheduled", () => {

@@ -12,12 +12,17 @@
 // minChangeWh. Between top-ups the limit drifts by a few Wh with each charge's rounding (±½ fen per reading), and
 // the grant in force stays safe through that drift (its own sizing bounded everything it lets the meter spend), so
 // a grant per reading would only be noise. A top-up, a tariff change or a debit moves it by much more. A change of
-// the village's friendly periods is always sent: the edge must know them before the network goes away.
+// the village's friendly periods or of its low-credit warning stages (as Wh on this grant) is always sent: the edge
+// must know them before the network goes away.
+//
+// Warning stages: the village policy's lowCredit thresholds are on the balance in fen; the edge warns on remaining
+// Wh before the limit. grants.ts's warnAtWhFor converts them at the same maxPrice the limit was sized with, overdraft
+// included (the limit spends it too), so the edge's 请购电 comes no later than the balance reaching the stage.
 
 import { z } from "zod";
 import type { CommandBody, FriendlyPeriod } from "../../protocols/mqtt/messages.js";
 import { energyAffordableWh, energyCostFen } from "../../protocols/units.js";
-import { sizeGrant } from "../ledger/grants.js";
+import { sizeGrant, warnAtWhFor, type LowCreditThresholds } from "../ledger/grants.js";
 import { maxPrice, segmentsFrom, type Tariff } from "../ledger/tariff.js";
 
 export type CreditGrantBody = Extract<CommandBody, { type: "credit.grant" }>;
@@ -27,7 +32,12 @@ export interface GrantInForce {
   readonly limitWh: number;
   /** The friendly periods the grant carried (none when absent). */
   readonly friendlyPeriods?: readonly FriendlyPeriod[] | undefined;
+  /** The warning stages the grant carried (none when absent). */
+  readonly warnAtWh?: WarnAtWh | undefined;
 }
+
+/** A credit.grant's warning stages: remaining Wh before the limit, [stage 1, stage 2]. */
+export type WarnAtWh = readonly [number, number];
 
 export interface NextGrantInput {
   readonly meterId: string;
@@ -49,11 +59,15 @@ export interface NextGrantInput {
   readonly minChangeWh?: number;
   /** The village policy's windows in which power is never cut (village-policy.ts); sent with every grant. */
   readonly friendlyPeriods?: readonly FriendlyPeriod[];
+  /** The village policy's low-credit stages (village-policy.ts); sent with every grant as warnAtWh (see the header). */
+  readonly lowCredit?: LowCreditThresholds;
 }
 
 export type NextGrantDecision =
   | { readonly send: true; readonly grant: CreditGrantBody }
-  | { readonly send: false; readonly reason: "no-tariff" | "unchanged"; readonly limitWh?: number };
+  | { readonly send: false; readonly reason: "no-tariff" }
+  /** limitWh and warnAtWh: what a re-send of the grant in force would carry. */
+  | { readonly send: false; readonly reason: "unchanged"; readonly limitWh: number; readonly warnAtWh?: WarnAtWh };
 
 const inputSchema = z.object({
   balanceFen: z.int(),
@@ -81,15 +95,30 @@ export function decideGrant(input: NextGrantInput): NextGrantDecision {
   const last = input.lastGrant;
   const minChangeWh = input.minChangeWh ?? Math.max(1, energyAffordableWh(2, price));
   const periods = input.friendlyPeriods ?? [];
-  const samePeriods = last === undefined || samePeriodList(last.friendlyPeriods ?? [], periods);
-  if (last !== undefined && samePeriods && Math.abs(limitWh - last.limitWh) < minChangeWh) return { send: false, reason: "unchanged", limitWh };
-  return { send: true, grant: grantBody(input.meterId, (last?.grantSeq ?? 0) + 1, limitWh, input.reconnect, periods) };
+  const warnAtWh = input.lowCredit === undefined ? undefined : warnAtWhFor(input.lowCredit, input.overdraftFen, price);
+  const samePolicy = last === undefined || (samePeriodList(last.friendlyPeriods ?? [], periods) && sameStages(last.warnAtWh, warnAtWh));
+  if (last !== undefined && samePolicy && Math.abs(limitWh - last.limitWh) < minChangeWh) {
+    return warnAtWh === undefined ? { send: false, reason: "unchanged", limitWh } : { send: false, reason: "unchanged", limitWh, warnAtWh };
+  }
+  return { send: true, grant: grantBody(input.meterId, (last?.grantSeq ?? 0) + 1, limitWh, input.reconnect, periods, warnAtWh) };
 }
 
-/** A credit.grant body; friendlyPeriods only when there are any (the schema's field is optional). */
-export function grantBody(meterId: string, grantSeq: number, limitWh: number, reconnect: CreditGrantBody["reconnect"], friendlyPeriods: readonly FriendlyPeriod[]): CreditGrantBody {
-  const base = { type: "credit.grant" as const, meterId, grantSeq, limitWh, reconnect };
-  return friendlyPeriods.length === 0 ? base : { ...base, friendlyPeriods: friendlyPeriods.map((p) => ({ ...p })) };
+/** A credit.grant body; friendlyPeriods only when there are any, warnAtWh only when given (both fields are optional). */
+export function grantBody(
+  meterId: string,
+  grantSeq: number,
+  limitWh: number,
+  reconnect: CreditGrantBody["reconnect"],
+  friendlyPeriods: readonly FriendlyPeriod[],
+  warnAtWh?: WarnAtWh,
+): CreditGrantBody {
+  const base: CreditGrantBody = { type: "credit.grant" as const, meterId, grantSeq, limitWh, reconnect };
+  const withPeriods = friendlyPeriods.length === 0 ? base : { ...base, friendlyPeriods: friendlyPeriods.map((p) => ({ ...p })) };
+  return warnAtWh === undefined ? withPeriods : { ...withPeriods, warnAtWh: [warnAtWh[0], warnAtWh[1]] };
+}
+
+function sameStages(a: WarnAtWh | undefined, b: WarnAtWh | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a[0] === b[0] && a[1] === b[1];
 }
 
 function samePeriodList(a: readonly FriendlyPeriod[], b: readonly FriendlyPeriod[]): boolean {

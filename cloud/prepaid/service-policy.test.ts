@@ -1,13 +1,14 @@
-// The village's prepaid policy reaching the gateway: its friendly periods ride on every credit grant, and a new
-// policy version that changes them is re-sent even though the credit limit did not move.
+// The village's prepaid policy reaching the gateway: its friendly periods and low-credit warning stages ride on every
+// credit grant, and a new policy version that changes them is re-sent even though the credit limit did not move.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Command } from "../../protocols/mqtt/messages.js";
+import { commandSchema, type Command } from "../../protocols/mqtt/messages.js";
 import { hashSecret } from "../broker/secrets.js";
+import { warnAtWhFor } from "../ledger/grants.js";
 import { openSqliteLedger, type SqliteLedger } from "../ledger/store/sqlite-ledger.js";
 import { openRegistry, type Registry } from "../registry/registry.js";
 import { createPrepaidService, type PrepaidService } from "./service.js";
@@ -50,7 +51,7 @@ async function read(registerSeq: number): Promise<void> {
   await prepaid.onBilling({ v: 1, gatewayId: GW, seq: registerSeq, sentAt: at, readings: [reading] }, GW);
 }
 
-const grants = (): { grantSeq: number; limitWh: number; friendlyPeriods?: unknown }[] =>
+const grants = (): { grantSeq: number; limitWh: number; friendlyPeriods?: unknown; warnAtWh?: readonly [number, number] | undefined }[] =>
   commands.map((c) => c.command).filter((c): c is Extract<Command["command"], { type: "credit.grant" }> => c.type === "credit.grant");
 
 describe("village policy on credit grants", () => {
@@ -77,5 +78,36 @@ describe("village policy on credit grants", () => {
     const [, first, second] = grants();
     expect(second).toMatchObject({ grantSeq: 3, limitWh: first?.limitWh });
     expect(second && "friendlyPeriods" in second).toBe(false);
+  });
+
+  it("sends the village's low-credit stages as warnAtWh at the tariff's highest price, and stores them with the grant", async () => {
+    await read(1);
+    await prepaid.topUp({ householdId: "hh-1", amountFen: 10_000, officerId: "o1", receiptId: "r1" });
+    await prepaid.idle();
+    // Policy v1 sets no lowCredit: the policy default (2000 fen, 500 fen) applies, with no overdraft, at 52.83 fen/kWh.
+    const expected = warnAtWhFor({ stage1Fen: 2_000, stage2Fen: 500 }, 0, 5283);
+    expect(grants().map((g) => g.warnAtWh)).toEqual([expected, expected]);
+    expect(registry.lastGrant("m1")?.warnAtWh).toEqual(expected);
+    expect(commands.every((c) => commandSchema.safeParse(c).success)).toBe(true);
+  });
+
+  it("re-sends an unchanged limit when a new policy version changes the low-credit stages, and only then", async () => {
+    await read(1);
+    await prepaid.topUp({ householdId: "hh-1", amountFen: 10_000, officerId: "o1", receiptId: "r1" });
+    await prepaid.idle();
+    const periods = [{ from: "22:00", to: "06:00" }];
+    // Same stages as the default, spelled out: nothing to send.
+    registry.addVillagePolicy({ villageId: "v1", version: 2, effectiveFrom: nowMs + 1_000, policy: { friendlyPeriods: periods, lowCredit: { stage1Fen: 2_000, stage2Fen: 500 } } });
+    nowMs += 2_000;
+    await prepaid.regrantHousehold("hh-1", "policy v2");
+    await prepaid.idle();
+    expect(grants()).toHaveLength(2);
+    registry.addVillagePolicy({ villageId: "v1", version: 3, effectiveFrom: nowMs + 1_000, policy: { friendlyPeriods: periods, lowCredit: { stage1Fen: 5_000, stage2Fen: 1_000 } } });
+    nowMs += 2_000;
+    await prepaid.regrantHousehold("hh-1", "policy v3");
+    await prepaid.idle();
+    const [, first, second] = grants();
+    expect(second).toMatchObject({ grantSeq: 3, limitWh: first?.limitWh, warnAtWh: warnAtWhFor({ stage1Fen: 5_000, stage2Fen: 1_000 }, 0, 5283) });
+    expect(registry.lastGrant("m1")?.warnAtWh).toEqual(second?.warnAtWh);
   });
 });

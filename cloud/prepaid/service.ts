@@ -238,8 +238,10 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     }
     const balanceFen = await ledger.balance(householdAccountId(meter.householdId));
     const last = registry.lastGrant(meter.meterId);
-    // The village's friendly periods ride on every grant, so the edge keeps power on in them even offline.
-    const friendlyPeriods = registry.villagePolicyAt(household.villageId, nowMs).friendlyPeriods;
+    // The village's friendly periods and low-credit stages ride on every grant, so the edge keeps power on in the
+    // periods and warns at the village's stages even offline.
+    const policy = registry.villagePolicyAt(household.villageId, nowMs);
+    const friendlyPeriods = policy.friendlyPeriods;
     const decision = decideGrant({
       meterId: meter.meterId,
       balanceFen,
@@ -252,13 +254,14 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       otherGrantsFen,
       cutReserveFen,
       friendlyPeriods,
+      lowCredit: policy.lowCredit,
     });
     let body: CreditGrantBody;
     if (decision.send) {
       body = decision.grant;
-    } else if (decision.reason === "unchanged" && decision.limitWh !== undefined && last !== undefined && needsResend(last, nowMs)) {
+    } else if (decision.reason === "unchanged" && last !== undefined && needsResend(last, nowMs)) {
       counters.grantsResent++;
-      body = grantBody(meter.meterId, last.grantSeq + 1, decision.limitWh, meter.reconnect, friendlyPeriods);
+      body = grantBody(meter.meterId, last.grantSeq + 1, decision.limitWh, meter.reconnect, friendlyPeriods, decision.warnAtWh);
     } else {
       if (decision.reason === "no-tariff") log.warn({ meterId: meter.meterId, tariffId: meter.tariffId }, "prepaid: no tariff in force; no credit granted");
       return;
@@ -273,6 +276,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       issuedAtMs: nowMs,
       expiresAtMs: nowMs + ttlMs,
       friendlyPeriods: body.friendlyPeriods ?? [],
+      ...(body.warnAtWh === undefined ? {} : { warnAtWh: body.warnAtWh }),
     });
     counters.grantsSent++;
     log.info(

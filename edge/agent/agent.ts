@@ -493,6 +493,7 @@ export class EdgeAgent {
       const v = value(role);
       return v === undefined ? undefined : v !== 0;
     };
+    const batteryPoint = profile.points.find((x) => x.role === "battery" && x.channel === undefined);
     const sample: Extract<FireGuardInput, { type: "sample" }> = {
       type: "sample",
       atMs,
@@ -501,6 +502,8 @@ export class EdgeAgent {
       ...(value("smoke_density") !== undefined ? { smokeDbPerM: value("smoke_density") as number } : {}),
       ...(value("temperature") !== undefined ? { temperatureC: value("temperature") as number } : {}),
       ...(flag("fault") !== undefined ? { faultFlag: flag("fault") as boolean } : flag("service_alarm") !== undefined ? { faultFlag: flag("service_alarm") as boolean } : {}),
+      // A battery point in % (state of charge) has no voltage threshold to compare with; only mV feeds the guard.
+      ...(batteryPoint?.unit === "mV" && value("battery") !== undefined ? { batteryMv: value("battery") as number } : {}),
     };
     this.stepFire(deviceId, sample);
   }
@@ -521,6 +524,12 @@ export class EdgeAgent {
   }
 
   private onFireEffect(effect: FireEffect): void {
+    if (effect.kind === "battery") {
+      // Maintenance, not an alarm: the events lane in order, never the alarm lane (protocols: batteryLevelSchema).
+      this.deps.log.info({ event: effect.event }, "fire guard: battery");
+      this.emitEvent(effect.event);
+      return;
+    }
     this.counters.alarms++;
     const event: GatewayEvent =
       effect.kind === "fault" ? { type: "sensor.fault", deviceId: effect.deviceId, at: effect.at, faulted: effect.faulted } : effect.event;

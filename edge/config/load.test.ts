@@ -85,6 +85,12 @@ describe("edge configuration", () => {
     expect(m.get("devices[0].fire.smokeClearDbPerM")).toMatch(/below the alarm threshold/);
   });
 
+  it("defaults a fire sensor's low-battery threshold to 3300 mV with 100 mV hysteresis, and refuses a negative one", () => {
+    expect(parseEdgeConfig(good).devices[3]?.fire).toMatchObject({ batteryLowMv: 3300, batteryHysteresisMv: 100 });
+    const devices = [{ id: "fire-1", bus: "rs485", unit: 1, profile: "agri-fire-node", role: "fire-sensor", fire: { batteryLowMv: -1 } }];
+    expect(issues({ ...good, devices }).get("devices[0].fire.batteryLowMv")).toBeDefined();
+  });
+
   it("refuses unknown keys (a typo must not pass silently)", () => {
     expect(issues({ ...good, outbx: {} }).get("(root)")).toMatch(/outbx/);
   });

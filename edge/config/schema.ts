@@ -66,6 +66,10 @@ const fireSchema = z.strictObject({
   tempRiseCPerMin: z.number().positive().max(100).default(8),
   tempWindowMs: ms(10_000, 3_600_000).default(120_000),
   silentIntervals: z.number().int().min(1).max(100).default(3),
+  /** battery.low below this many mV, 0 to never report (fire-guard.ts FIRE_GUARD_DEFAULTS says why 3300). */
+  batteryLowMv: z.number().int().min(0).max(65_535).default(3300),
+  /** battery.ok only above batteryLowMv + this: a cell's voltage recovers at rest and in the warmth. */
+  batteryHysteresisMv: z.number().int().min(0).max(5000).default(100),
 });
 
 const deviceSchema = z.strictObject({

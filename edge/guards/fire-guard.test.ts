@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { alarmEventSchema } from "../../protocols/mqtt/messages.js";
+import { alarmEventSchema, gatewayEventSchema } from "../../protocols/mqtt/messages.js";
 import {
   ALARM_ID_MAX_CHARS,
   alarmIdFor,
@@ -240,6 +240,70 @@ describe("fire guard: faults and identifiers", () => {
     const protocolEvents = alarmEvents(effects).filter((e) => e.type !== "monitoring.restored");
     expect(protocolEvents.map((e) => e.type)).toEqual(["alarm.raised", "alarm.raised", "alarm.cleared", "alarm.cleared", "monitoring.gap"]);
     for (const e of protocolEvents) expect(alarmEventSchema.safeParse(e).success).toBe(true);
+  });
+});
+
+describe("fire guard: battery", () => {
+  const batteryEvents = (effects: readonly FireEffect[]) => effects.flatMap((e) => (e.kind === "battery" ? [e] : []));
+
+  it("reports battery.low once, on the events lane, when the battery falls below the threshold", () => {
+    const { effects, state } = run(samples([{ batteryMv: 3400 }, { batteryMv: 3300 }, { batteryMv: 3299 }, { batteryMv: 3250 }, { batteryMv: 3200 }]));
+    const atMs = T0 + 3 * POLL_MS;
+    expect(batteryEvents(effects)).toEqual([
+      { kind: "battery", priority: "event", event: { type: "battery.low", deviceId: DEVICE, at: new Date(atMs).toISOString(), batteryMv: 3299, thresholdMv: 3300 } },
+    ]);
+    expect(state.batteryLow).toBe(true);
+  });
+
+  it("reports battery.ok only once the battery rises above the threshold plus the hysteresis", () => {
+    const { effects, state } = run(samples([{ batteryMv: 3290 }, { batteryMv: 3350 }, { batteryMv: 3400 }, { batteryMv: 3290 }, { batteryMv: 3401 }, { batteryMv: 3600 }]));
+    expect(batteryEvents(effects).map((e) => [e.event.type, e.event.batteryMv, e.event.thresholdMv])).toEqual([
+      ["battery.low", 3290, 3300],
+      ["battery.ok", 3401, 3400],
+    ]);
+    expect(state.batteryLow).toBe(false);
+  });
+
+  it("never raises, clears or breaks a fire alarm because of the battery", () => {
+    const { effects, state } = run(samples([{ smokeAlarmFlag: true, batteryMv: 3000 }, { smokeAlarmFlag: true, batteryMv: 3000 }]));
+    expect(ofType(effects, "alarm.raised")).toMatchObject([{ cause: "device_flag" }]);
+    expect(state.active).toHaveLength(1);
+    expect(batteryEvents(effects)).toHaveLength(1);
+  });
+
+  it("honours the battery of a faulted sample: the fault is the chamber's, not the supply's", () => {
+    expect(batteryEvents(run(samples([{ faultFlag: true, batteryMv: 3100 }])).effects)).toMatchObject([{ event: { type: "battery.low", batteryMv: 3100 } }]);
+  });
+
+  it("uses the configured threshold, and reports nothing at threshold 0", () => {
+    expect(batteryEvents(run(samples([{ batteryMv: 3450 }]), undefined, { ...CONFIG, batteryLowMv: 3500 }).effects)).toMatchObject([{ event: { type: "battery.low", thresholdMv: 3500 } }]);
+    expect(batteryEvents(run(samples([{ batteryMv: 0 }]), undefined, { ...CONFIG, batteryLowMv: 0 }).effects)).toEqual([]);
+  });
+
+  it("ignores a sample without a battery reading or with a non-finite one", () => {
+    const low = run(samples([{ batteryMv: 3000 }])).state;
+    expect(batteryEvents(run(samples([{}, { batteryMv: Number.NaN }, { batteryMv: Number.POSITIVE_INFINITY }], T0 + POLL_MS), low).effects)).toEqual([]);
+  });
+
+  it("does not repeat battery.low after a reboot that restored a state saved as JSON", () => {
+    const saved = JSON.parse(JSON.stringify(run(samples([{ batteryMv: 3000 }])).state)) as FireGuardState;
+    expect(batteryEvents(run(samples([{ batteryMv: 2990 }], T0 + POLL_MS), saved).effects)).toEqual([]);
+  });
+
+  it("treats a state saved before batteries were watched as not low", () => {
+    const { batteryLow: _absent, ...older } = run(samples([{}])).state;
+    expect(batteryEvents(run(samples([{ batteryMv: 3000 }], T0 + POLL_MS), older).effects)).toHaveLength(1);
+  });
+
+  it("emits battery events that the protocol's event schema accepts and its alarm lane refuses", () => {
+    const { effects } = run(samples([{ batteryMv: 3012.6 }, { batteryMv: 3900 }]));
+    const events = batteryEvents(effects).map((e) => e.event);
+    expect(events.map((e) => e.type)).toEqual(["battery.low", "battery.ok"]);
+    expect(events[0]?.batteryMv).toBe(3013);
+    for (const e of events) {
+      expect(gatewayEventSchema.safeParse(e).success).toBe(true);
+      expect(alarmEventSchema.safeParse(e).success).toBe(false);
+    }
   });
 });
 

@@ -1,7 +1,8 @@
 // The fire guard: one fire/smoke sensor's alarm decisions as a pure step function, fireGuard(state, input, config)
 // → { state, effects }. It owns when an alarm is raised and cleared, and when a silent sensor becomes a monitoring
-// gap (ARCHITECTURE.md invariants 6 and 7). Every effect it returns is flagged priority "alarm": the shell puts it
-// on the alarm lane, ahead of every queued backlog.
+// gap (ARCHITECTURE.md invariants 6 and 7), and when a battery-powered sensor needs a new cell. Every alarm, gap and
+// fault effect is flagged priority "alarm": the shell puts it on the alarm lane, ahead of every queued backlog. A low
+// battery is maintenance, never fire (issue #6): its effect is flagged priority "event" and goes out with the events.
 //
 // Rules:
 // - The device's own flags raise at once (smoke flag → device_flag, heat flag → heat_flag): the detector has
@@ -21,8 +22,13 @@
 //   they neither count towards nor break a smoke streak or a calm streak, and feed no temperature history.
 // - Time that goes backwards (a Pi without an RTC stepping its clock) only resets the temperature history; samples
 //   are never dropped for it, since a guard that ignores samples until the clock catches up would be blind.
+// - Battery: battery.low once when a sample's battery voltage falls below batteryLowMv, battery.ok once when it rises
+//   above batteryLowMv + batteryHysteresisMv. The hysteresis is because a lithium thionyl chloride cell's voltage sags
+//   under the node's load pulses and in the night's cold and recovers at rest and in the sun: without it, a cell near
+//   the threshold would report low and ok every day. A faulted sample's battery voltage still counts: the fault flag
+//   is about the smoke chamber and the sensors, not the node's own supply measurement.
 
-import type { AlarmEvent } from "../../protocols/mqtt/messages.js";
+import type { AlarmEvent, GatewayEvent } from "../../protocols/mqtt/messages.js";
 import { isoInstant } from "./local-time.js";
 
 // ─── types ────────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -46,11 +52,14 @@ export interface MonitoringRestoredEvent {
 }
 
 export type FireEvent = AlarmRaisedOrCleared | MonitoringGapEvent | MonitoringRestoredEvent;
+export type BatteryEvent = Extract<GatewayEvent, { type: "battery.low" | "battery.ok" }>;
 
 export type FireEffect =
   | { readonly kind: "alarm"; readonly priority: "alarm"; readonly event: FireEvent }
   /** The sensor's fault flag changed: while it is set the sensor is not watching, which the command room must see. */
-  | { readonly kind: "fault"; readonly priority: "alarm"; readonly deviceId: string; readonly at: string; readonly faulted: boolean };
+  | { readonly kind: "fault"; readonly priority: "alarm"; readonly deviceId: string; readonly at: string; readonly faulted: boolean }
+  /** The battery crossed its threshold: maintenance, not an alarm, so it does not jump the queue. */
+  | { readonly kind: "battery"; readonly priority: "event"; readonly event: BatteryEvent };
 
 export type FireGuardInput =
   | {
@@ -61,6 +70,8 @@ export type FireGuardInput =
       readonly smokeDbPerM?: number;
       readonly temperatureC?: number;
       readonly faultFlag?: boolean;
+      /** The node's battery voltage in mV (only from a battery point expressed in mV). */
+      readonly batteryMv?: number;
     }
   | { readonly type: "poll-failed"; readonly atMs: number }
   /** Any clock tick from the shell, so silence is noticed even when the scheduler stops polling the sensor. */
@@ -91,6 +102,8 @@ export interface FireGuardState {
   readonly temperatures: readonly TemperaturePoint[];
   readonly gap?: { readonly silentSinceMs: number; readonly reportedAtMs: number };
   readonly faulted: boolean;
+  /** A battery.low was reported and no battery.ok since (absent in states saved before batteries were watched). */
+  readonly batteryLow?: boolean;
 }
 
 export interface FireGuardConfig {
@@ -107,6 +120,10 @@ export interface FireGuardConfig {
   /** Poll intervals without a successful sample before a monitoring gap (≥ 1). */
   readonly silentIntervals: number;
   readonly pollIntervalMs: number;
+  /** battery.low below this many mV (0: never). */
+  readonly batteryLowMv: number;
+  /** battery.ok only above batteryLowMv + this (hysteresis, see the header). */
+  readonly batteryHysteresisMv: number;
 }
 
 export const FIRE_GUARD_DEFAULTS = {
@@ -118,6 +135,12 @@ export const FIRE_GUARD_DEFAULTS = {
   tempRiseCPerMin: 8,
   tempWindowMs: 120_000,
   silentIntervals: 3,
+  // A 3.6 V Li-SOCl2 cell (ER14505, ER26500: the usual primary cell of a remote sensor node) holds a flat 3.4..3.6 V
+  // under load for nearly all of its life and falls off quickly at the end; below 3.3 V under load it has little
+  // capacity left, which is weeks of warning to send someone up the hill, not months. The node's own lowBattery flag
+  // (profiles/agri-fire-node.ts) uses the same 3.3 V.
+  batteryLowMv: 3300,
+  batteryHysteresisMv: 100,
 } as const satisfies Omit<FireGuardConfig, "pollIntervalMs">;
 
 /** The temperature history keeps at most this many points, spaced at least window / this apart. */
@@ -225,12 +248,28 @@ function onSample(state: FireGuardState, sample: Extract<FireGuardInput, { type:
     nextCalm = 0;
   }
 
+  const battery = batteryStep(state, finite(sample.batteryMv), at, config);
   const { gap: _closedGap, ...rest } = state;
   return {
-    state: { ...rest, lastSampleAtMs: atMs, active, smokeStreak, calmStreak: nextCalm, temperatures: history.points, faulted },
+    state: { ...rest, lastSampleAtMs: atMs, active, smokeStreak, calmStreak: nextCalm, temperatures: history.points, faulted, ...battery.state },
     // Raises first: of everything in this step, they are what the command room must see soonest.
-    effects: [...raised, ...cleared, ...others],
+    effects: [...raised, ...cleared, ...others, ...battery.effects],
   };
+}
+
+function batteryStep(state: FireGuardState, batteryMv: number | undefined, at: string, config: FireGuardConfig): { state: Pick<FireGuardState, "batteryLow">; effects: readonly FireEffect[] } {
+  const low = state.batteryLow === true;
+  if (batteryMv === undefined) return { state: {}, effects: [] };
+  // Whole mV: the protocol's batteryMv is an integer, and a scaled point (V ×0.001) may carry float noise.
+  const mv = Math.max(0, Math.round(batteryMv));
+  if (!low && mv < config.batteryLowMv) {
+    return { state: { batteryLow: true }, effects: [{ kind: "battery", priority: "event", event: { type: "battery.low", deviceId: state.deviceId, at, batteryMv: mv, thresholdMv: config.batteryLowMv } }] };
+  }
+  const okAboveMv = config.batteryLowMv + config.batteryHysteresisMv;
+  if (low && mv > okAboveMv) {
+    return { state: { batteryLow: false }, effects: [{ kind: "battery", priority: "event", event: { type: "battery.ok", deviceId: state.deviceId, at, batteryMv: mv, thresholdMv: okAboveMv } }] };
+  }
+  return { state: {}, effects: [] };
 }
 
 function checkSilence(state: FireGuardState, atMs: number, config: FireGuardConfig): FireGuardStep {

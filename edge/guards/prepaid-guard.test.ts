@@ -338,6 +338,35 @@ describe("prepaid guard: low-credit warnings", () => {
     const warnings = run([granted(grant(2, 9_500), NOON + MIN)], running()).effects.filter((e) => e.kind === "warning");
     expect(warnings).toMatchObject([{ level: 1, remainingWh: 500, grantSeq: 2 }]);
   });
+
+  it("warns at the grant's own stages instead of the configured ones", () => {
+    // Configured [1000, 200]; the village's stages on this grant are [3000, 1500].
+    const withStages: CreditGrant = { ...grant(1, 10_000), warnAtWh: [3_000, 1_500] };
+    const warnings = run([granted(withStages), reading(5_000), reading(6_999), reading(7_000), reading(8_499), reading(8_500), reading(9_000), reading(9_800)]).effects.filter(
+      (e) => e.kind === "warning",
+    );
+    expect(warnings).toEqual([
+      { kind: "warning", level: 1, remainingWh: 3_000, grantSeq: 1, atMs: NOON },
+      { kind: "warning", level: 2, remainingWh: 1_500, grantSeq: 1, atMs: NOON },
+    ]);
+  });
+
+  it("falls back to the configured stages when a later grant carries none", () => {
+    const withStages: CreditGrant = { ...grant(1, 10_000), warnAtWh: [3_000, 1_500] };
+    const { state, effects } = run([granted(withStages), reading(5_000), granted(grant(2, 12_000)), reading(9_000), reading(10_999), reading(11_000)]);
+    expect(state.grant).not.toHaveProperty("warnAtWh");
+    // Remaining 3000 Wh under grant 2 would have warned under grant 1's stages; the configured 1000 Wh warns instead.
+    expect(effects.filter((e) => e.kind === "warning")).toEqual([{ kind: "warning", level: 1, remainingWh: 1_000, grantSeq: 2, atMs: NOON }]);
+  });
+
+  it("keeps the grant's stages through a reboot", () => {
+    const withStages: CreditGrant = { ...grant(1, 10_000), warnAtWh: [3_000, 1_500] };
+    const before = run([granted(withStages), reading(5_000), { type: "relay-readback", state: "closed", atMs: NOON }]).state;
+    // The shell persists the state as JSON and reads it back at boot.
+    const restored = JSON.parse(JSON.stringify(before)) as CreditGuardState;
+    const { effects } = run([{ type: "boot", atMs: NOON + HOUR }, reading(7_000, NOON + HOUR + MIN)], restored);
+    expect(effects.filter((e) => e.kind === "warning")).toEqual([{ kind: "warning", level: 1, remainingWh: 3_000, grantSeq: 1, atMs: NOON + HOUR + MIN }]);
+  });
 });
 
 describe("prepaid guard: contract", () => {

@@ -29,6 +29,8 @@
 //   after the rules are checked again (retrying a "closed" whose deferred cut has fallen due would be a reconnect).
 // - Warnings 请购电 (DL/T 1490 two alarm stages): when the remaining credit falls to warnAtWh[0] (stage 1) and
 //   warnAtWh[1] (stage 2), each stage at most once per grant; a reading that crosses both at once reports stage 2.
+//   The grant's own warnAtWh (the village policy, converted by the cloud) takes precedence over the configured one
+//   while that grant is in force; it is part of the grant in the persisted state, so it survives a reboot with it.
 
 import type { CommandBody, FriendlyPeriod, GatewayEvent } from "../../protocols/mqtt/messages.js";
 import { inAnyFriendlyPeriod, isoInstant } from "./local-time.js";
@@ -73,6 +75,8 @@ export interface GrantInForce {
   readonly limitWh: number;
   readonly reconnect: CreditGrant["reconnect"];
   readonly friendlyPeriods: readonly FriendlyPeriod[];
+  /** The grant's warning stages; absent: the configured ones (CreditGuardConfig.warnAtWh). */
+  readonly warnAtWh?: readonly [number, number];
   readonly receivedAtMs: number;
 }
 
@@ -146,7 +150,10 @@ export type CreditEffect =
   | OfficerAudit;
 
 export interface CreditGuardConfig {
-  /** Remaining Wh at which to warn: [stage 1, stage 2], stage 2 the smaller (DL/T 1490 报警金额1/2 as energy). */
+  /**
+   * Remaining Wh at which to warn: [stage 1, stage 2], stage 2 the smaller (DL/T 1490 报警金额1/2 as energy). Used
+   * for a grant that carries no warnAtWh of its own.
+   */
   readonly warnAtWh: readonly [number, number];
   /** The relay state for a meter that has never received a grant. */
   readonly noGrantPolicy: RelayState;
@@ -211,6 +218,7 @@ function onGrant(state: CreditGuardState, grant: CreditGrant, atMs: number, conf
     limitWh: grant.limitWh,
     reconnect: grant.reconnect,
     friendlyPeriods: grant.friendlyPeriods ?? [],
+    ...optional("warnAtWh", grant.warnAtWh),
     receivedAtMs: atMs,
   };
   const applied: CreditEffect = { kind: "event", event: { type: "grant.applied", meterId: state.meterId, at: isoInstant(atMs), grantSeq: grant.grantSeq } };
@@ -354,7 +362,7 @@ function enforceRelay(state: CreditGuardState, atMs: number, config: CreditGuard
 function dueWarning(state: CreditGuardState, atMs: number, config: CreditGuardConfig): Extract<CreditEffect, { kind: "warning" }> | undefined {
   if (state.grant === undefined || state.lastRegisterWh === undefined) return undefined;
   const remainingWh = state.grant.limitWh - state.lastRegisterWh;
-  const [stage1Wh, stage2Wh] = config.warnAtWh;
+  const [stage1Wh, stage2Wh] = state.grant.warnAtWh ?? config.warnAtWh;
   const reached = remainingWh <= stage2Wh ? 2 : remainingWh <= stage1Wh ? 1 : 0;
   if (reached <= state.warningsSent || reached === 0) return undefined;
   return { kind: "warning", level: reached, remainingWh, grantSeq: state.grant.grantSeq, atMs };

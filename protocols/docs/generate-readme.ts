@@ -368,6 +368,8 @@ function typeText(s: JsonSchema): string {
     case "null":
       return "null";
     case "array": {
+      // A fixed tuple (z.tuple): name each position, since "array of any" would hide what goes where.
+      if (s.prefixItems !== undefined) return `array of exactly ${s.prefixItems.length}: [${s.prefixItems.map((p) => typeText(asSchema(p))).join(", ")}]`;
       const count = countText(s.minItems, s.maxItems, "items");
       const items = asSchema(s.items);
       const of = isObjectSchema(items) ? "objects" : isObjectUnion(items) ? "objects (see variants)" : typeText(items);

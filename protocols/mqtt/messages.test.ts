@@ -34,6 +34,8 @@ const EVENTS = [
   { type: "device.online", deviceId: "meter-02", at },
   { type: "grant.applied", meterId: "meter-01", at, grantSeq: 4 },
   { type: "grant.rejected", meterId: "meter-01", at, grantSeq: 2, reason: "older than grant 4 in force" },
+  { type: "battery.low", deviceId: "fire-01", at, batteryMv: 3280, thresholdMv: 3300 },
+  { type: "battery.ok", deviceId: "fire-01", at, batteryMv: 3420, thresholdMv: 3400 },
 ] as const;
 
 const commandEnvelope = { v: 1, commandId: "0b7c4f1e-8a8e-4d5b-9c61-3f2a9d7e0c11", issuedAt: "2025-04-01T08:00:00+08:00", expiresAt: "2025-04-01T09:00:00+08:00" };
@@ -91,6 +93,8 @@ describe("valid messages", () => {
     ["a config update", { type: "config.update", config: { poll: { intervalMs: 1000 }, buses: [] }, configVersion: 3 }],
     ["a ping", { type: "ping", nonce: "n-1" }],
     ["a grant without friendly periods", { ...creditGrant, friendlyPeriods: undefined, reconnect: "manual" }],
+    ["a grant with the village's warning stages", { ...creditGrant, warnAtWh: [37_856, 9_464] }],
+    ["a grant whose warning stages rounded to one level", { ...creditGrant, warnAtWh: [0, 0] }],
   ])("parses a command carrying %s", (_what, command) => {
     const body = JSON.parse(JSON.stringify(command)) as unknown;
     expect(parseMessage("command", { ...commandEnvelope, command: body }).ok).toBe(true);
@@ -283,6 +287,29 @@ describe("commands and acks", () => {
     ["a repeated day", { from: "22:00", to: "06:00", days: [1, 1] }, "command.friendlyPeriods.0.days"],
   ])("refuses a friendly period with %s", (_what, period, path) => {
     expect(paths("command", { ...commandEnvelope, command: { ...creditGrant, friendlyPeriods: [period] } })).toEqual([path]);
+  });
+
+  it.each([
+    ["stage 2 above stage 1", [1_000, 5_000], "command.warnAtWh"],
+    ["a negative stage", [1_000, -1], "command.warnAtWh.1"],
+    ["a fractional stage", [1_000.5, 200], "command.warnAtWh.0"],
+    ["one stage only", [1_000], "command.warnAtWh"],
+    ["three stages", [3_000, 2_000, 1_000], "command.warnAtWh"],
+  ])("refuses a grant's warnAtWh with %s", (_what, warnAtWh, path) => {
+    expect(paths("command", { ...commandEnvelope, command: { ...creditGrant, warnAtWh } })).toEqual([path]);
+  });
+
+  it.each([
+    ["a negative voltage", { batteryMv: -1 }, "events.0.batteryMv"],
+    ["a fractional threshold", { thresholdMv: 3300.5 }, "events.0.thresholdMv"],
+    ["an unknown key", { percent: 12 }, "events.0"],
+  ])("refuses a battery event with %s", (_what, change, path) => {
+    const event = { type: "battery.low", deviceId: "fire-01", at, batteryMv: 3280, thresholdMv: 3300, ...change };
+    expect(paths("eventBatch", { ...envelope, events: [event] })).toEqual([path]);
+  });
+
+  it("keeps battery events off the alarm lane", () => {
+    expect(paths("alarmMessage", { ...envelope, event: { type: "battery.low", deviceId: "fire-01", at, batteryMv: 3280, thresholdMv: 3300 } })).toEqual(["event.type"]);
   });
 
   it.each(["short", "has space-in-it", "x".repeat(65)])("refuses command id %j", (commandId) => {

@@ -223,6 +223,22 @@ export const sensorFaultSchema = z.strictObject({
 });
 
 /**
+ * A battery-powered fire sensor's battery fell below thresholdMv (battery.low), or rose back above thresholdMv
+ * (battery.ok; the gateway's threshold plus its hysteresis). Reported once per crossing. Maintenance, not fire: it
+ * goes out with the other events, not on the alarm lane, and the cloud makes it a low_battery incident that never
+ * joins or counts as a fire; battery.ok closes it.
+ */
+export const batteryLevelSchema = z.strictObject({
+  type: z.enum(["battery.low", "battery.ok"]),
+  deviceId: deviceIdSchema,
+  at: isoDateTime,
+  /** The battery voltage that crossed the threshold, in mV. */
+  batteryMv: nonNegativeSafeInt,
+  /** The level it crossed, in mV. */
+  thresholdMv: nonNegativeSafeInt,
+});
+
+/**
  * Low credit (请购电, DL/T 1490's two alarm stages): the meter's remaining granted energy fell to the first or second
  * warning level. remainingWh may be zero or negative when the warning comes with the cut or inside a friendly period.
  */
@@ -249,6 +265,7 @@ export const gatewayEventSchema = z.discriminatedUnion("type", [
   grantAppliedSchema,
   grantRejectedSchema,
   creditLowSchema,
+  batteryLevelSchema,
 ]);
 
 export const eventBatchSchema = z.strictObject({
@@ -333,6 +350,15 @@ export const friendlyPeriodSchema = z
   });
 
 /**
+ * A grant's low-credit warning stages (请购电) as remaining Wh before limitWh: [stage 1, stage 2], stage 2 no larger
+ * (the edge guard warns at stage 2 when one reading crosses both). The cloud converts the village's fen thresholds
+ * at the grant's highest price, so the two may round to the same Wh.
+ */
+export const warnAtWhSchema = z
+  .tuple([nonNegativeSafeInt, nonNegativeSafeInt])
+  .refine(([stage1Wh, stage2Wh]) => stage1Wh >= stage2Wh, { message: "stage 2 warns later than stage 1: warnAtWh[1] ≤ warnAtWh[0]" });
+
+/**
  * Credit as a limit on the meter's own import register (invariant 4): the edge keeps the relay closed until the
  * register reaches limitWh, online or offline. grantSeq rises per meter; the edge ignores a grant older than the
  * one in force, so reordered or replayed grants cannot raise a limit that was lowered.
@@ -345,6 +371,12 @@ export const creditGrantSchema = z.strictObject({
   /** "manual": after credit returns, the relay stays open until someone on site (or an officer) closes it. */
   reconnect: z.enum(["automatic", "manual"]),
   friendlyPeriods: z.array(friendlyPeriodSchema).max(16).optional(),
+  /**
+   * The village's warning stages (warnAtWhSchema). When present they replace the gateway's configured warnAtWh for
+   * this meter while the grant is in force; absent, the configured ones apply. Optional so a grant from a cloud
+   * without village policies still parses.
+   */
+  warnAtWh: warnAtWhSchema.optional(),
 });
 
 export const relaySetSchema = z.strictObject({

@@ -2,7 +2,8 @@
 // guard → the cloud's authenticated broker and ingest (startCloud) → the alert service → an SSE client of the
 // command room over a real socket, and a webhook receiver over real HTTP. One smoke alarm becomes an incident the
 // client receives; a second sensor joins it; a receiver that was down gets it later; the cloud restarted mid-incident
-// keeps its state; a silent sensor becomes a monitoring gap; a Test alarm is never dispatched.
+// keeps its state; a silent sensor becomes a monitoring gap; a Test alarm is never dispatched; a low battery becomes
+// a low-battery incident of its own.
 
 import { createServer, type Server } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -179,5 +180,17 @@ describe("fire alerts end to end: simulator → edge → broker → cloud → co
     applyDeviceAction(sim.field, "fire-quiet", { action: "revive" });
     const restored = await stream.next((e) => incidentOf(e).class === "monitoring_gap" && incidentOf(e).state === "resolved", 20_000, "gap restored", from);
     expect(incidentOf(restored).disposition).toBe("restored");
+  });
+
+  it("turns a fire node's low battery into a low-battery incident, apart from the fire, closed when a new cell is fitted", async () => {
+    const from = stream.events.length;
+    applyDeviceAction(sim.field, "fire-quiet", { action: "battery", mv: 3100 });
+    const low = await stream.next((e) => incidentOf(e).class === "low_battery", 20_000, "low battery", from);
+    expect(incidentOf(low)).toMatchObject({ state: "new", sensorIds: ["fire-quiet"], alarms: [{ cause: "low_battery", value: 3100 }] });
+    applyDeviceAction(sim.field, "fire-quiet", { action: "battery", mv: 3900 });
+    const restored = await stream.next((e) => incidentOf(e).class === "low_battery" && incidentOf(e).state === "resolved", 20_000, "battery restored", from);
+    expect(incidentOf(restored).disposition).toBe("restored");
+    // The fire statistics still count the one fire incident only.
+    expect((await api("GET", "/alerts/metrics")).json.jurisdictions).toEqual([expect.objectContaining({ jurisdictionId: "xiantan", incidents: 1 })]);
   });
 });
