@@ -24,7 +24,7 @@ import { openSqliteLedger, type SqliteLedger } from "./ledger/store/sqlite-ledge
 import { householdAccountId, openHouseholdAccount, openVillageAccounts } from "./prepaid/accounts.js";
 import { PrepaidError, recordTopUp } from "./prepaid/top-up.js";
 import { RegistryError } from "./registry/errors.js";
-import { openRegistry, type Registry } from "./registry/registry.js";
+import { openRegistry, type RelayBinding, type Registry } from "./registry/registry.js";
 import { cloudDbPath, startCloud } from "./server.js";
 import { telemetryConfigFromEnv } from "./telemetry/open-store.js";
 
@@ -44,6 +44,7 @@ usage: agri-cloud <command> [--data-dir DIR]   (default $AGRI_DATA_DIR/cloud or 
   tariff add <tariffId> --version N (--price YUAN_PER_KWH | --tou RATE=HH:MM-HH:MM@YUAN,...) [--effective-from ISO8601]
              e.g. --tou valley=22:00-08:00@0.3021,flat=08:00-18:00@0.5283,peak=18:00-22:00@0.8452 (Asia/Shanghai)
   meter add <meterId> --gateway ID --household ID --tariff ID [--initial-wh WH] [--reconnect automatic|manual]
+            [--unit 1..247] [--profile PROFILE_ID] [--relay meter-relay|contactor:DEVICE_ID:CHANNEL]
   topup <householdId> <yuan> --officer ID [--receipt ID]
   balance <householdId>
   user add <userId> --name NAME --role ROLE[,ROLE] [--village ID[,ID]] [--household ID] [--jurisdiction ID[,ID]]
@@ -104,6 +105,9 @@ const options = {
   version: { type: "string" },
   price: { type: "string" },
   tou: { type: "string" },
+  unit: { type: "string" },
+  profile: { type: "string" },
+  relay: { type: "string" },
   "effective-from": { type: "string" },
   gateway: { type: "string" },
   household: { type: "string" },
@@ -215,6 +219,14 @@ async function serve(dataDir: string, flags: Flags): Promise<void> {
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+/** "meter-relay" or "contactor:<relay module device id>:<channel>". */
+function relayBinding(text: string): RelayBinding {
+  if (text === "meter-relay") return { kind: "meter-relay" };
+  const m = /^contactor:([A-Za-z0-9._-]+):(\d+)$/.exec(text);
+  if (m === null) throw new UsageError(`--relay must be meter-relay or contactor:DEVICE_ID:CHANNEL, got "${text}"`);
+  return { kind: "contactor", deviceId: m[1] ?? "", channel: integer(m[2] ?? "", "--relay channel", 1, 64) };
 }
 
 /** "valley=22:00-08:00@0.3021,peak=…" → time-of-use prices; the tariff schema then checks cover, overlap and rates. */
@@ -357,6 +369,9 @@ async function run(argv: readonly string[]): Promise<void> {
           tariffId: required(flags, "tariff"),
           reconnect,
           ...(initial === undefined ? {} : { initialWh: integer(initial, "--initial-wh", 0, Number.MAX_SAFE_INTEGER) }),
+          ...(flags.unit === undefined ? {} : { unitId: integer(flags.unit, "--unit", 1, 247) }),
+          ...(flags.profile === undefined ? {} : { profileId: flags.profile }),
+          ...(flags.relay === undefined ? {} : { relay: relayBinding(flags.relay) }),
         });
         audited(audit, "meter.create", "meter", meterId, registry.getHousehold(meter.householdId)?.villageId, flags.reason, meter);
         out(`meter ${meterId} added`);

@@ -64,7 +64,17 @@ async function provision(cloud: RunningCloud, demoLog: Logger): Promise<void> {
   for (const h of HOUSEHOLDS) {
     registry.addHousehold({ householdId: h.householdId, villageId: VILLAGE, name: h.name, overdraftFen: 200 });
     await openHouseholdAccount(ledger, VILLAGE, h.householdId);
-    registry.addMeter({ meterId: h.meterId, gatewayId, householdId: h.householdId, tariffId: TARIFF });
+    // Where the meter sits on the bus and how its supply is cut, as the simulated village wires it.
+    const device = villagePreset().devices.find((d) => d.id === h.meterId);
+    const contactor = device?.meter?.contactor;
+    registry.addMeter({
+      meterId: h.meterId,
+      gatewayId,
+      householdId: h.householdId,
+      tariffId: TARIFF,
+      ...(device === undefined ? {} : { unitId: device.unit, profileId: device.profile }),
+      relay: contactor === undefined ? { kind: "meter-relay" } : { kind: "contactor", deviceId: contactor.device, channel: contactor.channel },
+    });
     await cloud.prepaid.topUp({ householdId: h.householdId, amountFen: STARTING_TOP_UP_FEN, officerId: "demo", receiptId: "demo-start" });
   }
   for (const h of HOUSEHOLDS) {

@@ -96,3 +96,24 @@ describe("village policies", () => {
     expect(code(() => registry.addVillagePolicy({ villageId: "nowhere", version: 1, effectiveFrom: 0, policy: {} }))).toBe(C.UNKNOWN);
   });
 });
+
+describe("meters on their gateway's bus", () => {
+  it("records a meter's Modbus unit, profile and relay binding and reads them back", () => {
+    registry.addMeter({ meterId: "m2", gatewayId: "gw-1", householdId: "h1", tariffId: "flat", unitId: 3, profileId: "eastron-sdm630-v2", relay: { kind: "contactor", deviceId: "relay-board-1", channel: 2 } });
+    expect(registry.getMeter("m2")).toMatchObject({ unitId: 3, profileId: "eastron-sdm630-v2", relay: { kind: "contactor", deviceId: "relay-board-1", channel: 2 } });
+    registry.addMeter({ meterId: "m3", gatewayId: "gw-1", householdId: "h1", tariffId: "flat", relay: { kind: "meter-relay" } });
+    expect(registry.getMeter("m3")).toEqual({ meterId: "m3", gatewayId: "gw-1", householdId: "h1", tariffId: "flat", reconnect: "automatic", relay: { kind: "meter-relay" } });
+  });
+
+  it("refuses unit 0 or 248, a fire sensor's profile for a meter, and a contactor without a channel", () => {
+    const add = (more: Record<string, unknown>): string | undefined => code(() => registry.addMeter({ meterId: "mx", gatewayId: "gw-1", householdId: "h1", tariffId: "flat", ...more }));
+    expect(add({ unitId: 0 })).toBe(C.INVALID);
+    expect(add({ unitId: 248 })).toBe(C.INVALID);
+    expect(add({ profileId: "agri-fire-node" })).toBe(C.INVALID);
+    expect(add({ relay: { kind: "contactor", deviceId: "relay-board-1" } })).toBe(C.INVALID);
+    expect(registry.getMeter("mx")).toBeUndefined();
+    // A profile the cloud does not ship (an edge's --profile-file) is recorded as given.
+    expect(add({ profileId: "acme-custom-meter" })).toBeUndefined();
+  });
+});
+

@@ -165,6 +165,18 @@ CREATE TABLE registry_village_policies (
 ALTER TABLE registry_grants ADD COLUMN warn_json TEXT;
 `,
   },
+  {
+    version: 4,
+    name: "meter-unit-profile-relay",
+    sql: `
+-- Where the meter sits on its gateway's bus and how its supply is cut (the cloud's record of the edge config):
+-- the Modbus unit (1..247, Modbus over Serial Line v1.02 §2.2), the device profile id, and the relay binding as JSON
+-- ({"kind":"meter-relay"} or {"kind":"contactor","deviceId":…,"channel":…}). NULL: not recorded.
+ALTER TABLE registry_meters ADD COLUMN unit_id INTEGER CHECK (unit_id IS NULL OR unit_id BETWEEN 1 AND 247);
+ALTER TABLE registry_meters ADD COLUMN profile_id TEXT;
+ALTER TABLE registry_meters ADD COLUMN relay_json TEXT;
+`
+  },
 ];
 
 export const REGISTRY_SCHEMA_VERSION = REGISTRY_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -8,6 +8,7 @@ import { isUniqueViolation, openDurableDatabase } from "../sqlite.js";
 import { z } from "zod";
 import type { CloudClientRecord, CloudRole, GatewayRecord, RegistrySnapshot } from "../broker/policy.js";
 import { parseSecretHash } from "../broker/secrets.js";
+import { findProfile } from "../../protocols/profiles/index.js";
 import { deviceIdSchema, friendlyPeriodSchema, gatewayIdSchema, warnAtWhSchema, type FriendlyPeriod } from "../../protocols/mqtt/messages.js";
 import { issuesToText } from "../../protocols/validation.js";
 import { tariffScheduleSchema, tariffSchema, type Tariff } from "../ledger/tariff.js";
@@ -36,6 +37,12 @@ export const cloudClientInputSchema = z.strictObject({
   role: z.enum(["ingest", "command"]),
   secretHash: z.string().min(1),
 });
+export const relayBindingSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("meter-relay") }),
+  z.strictObject({ kind: z.literal("contactor"), deviceId: deviceIdSchema, channel: z.int().min(1).max(64) }),
+]);
+export type RelayBinding = z.output<typeof relayBindingSchema>;
+
 export const meterInputSchema = z.strictObject({
   meterId: deviceIdSchema,
   gatewayId: gatewayIdSchema,
@@ -43,6 +50,17 @@ export const meterInputSchema = z.strictObject({
   tariffId: z.string().min(1).max(64),
   initialWh: z.int().nonnegative().optional(),
   reconnect: z.enum(["automatic", "manual"]).default("automatic"),
+  /** Modbus unit address on the gateway's bus: 1..247 (Modbus over Serial Line v1.02 §2.2). */
+  unitId: z.int().min(1).max(247).optional(),
+  /** The device profile (protocols/profiles); a built-in one must be a meter. */
+  profileId: z
+    .string()
+    .regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, "profile ids are kebab-case")
+    .max(64)
+    .refine((id) => findProfile(id) === undefined || findProfile(id)?.kind === "meter", "a built-in profile of a meter (not a relay module or sensor)")
+    .optional(),
+  /** How the supply is cut: the meter's own relay, or a channel of a contactor on a relay module. */
+  relay: relayBindingSchema.optional(),
 });
 
 export type VillageInput = z.input<typeof villageInputSchema>;
@@ -65,6 +83,9 @@ export interface Meter {
   readonly tariffId: string;
   readonly initialWh?: number;
   readonly reconnect: "automatic" | "manual";
+  readonly unitId?: number;
+  readonly profileId?: string;
+  readonly relay?: RelayBinding;
 }
 
 export interface GrantRecord {
@@ -161,6 +182,9 @@ interface MeterRow {
   tariff_id: string;
   initial_wh: number | null;
   reconnect: "automatic" | "manual";
+  unit_id: number | null;
+  profile_id: string | null;
+  relay_json: string | null;
 }
 interface GrantRow {
   meter_id: string;
@@ -178,9 +202,20 @@ interface GrantRow {
 }
 
 function toMeter(r: MeterRow): Meter {
-  const base = { meterId: r.meter_id, gatewayId: r.gateway_id, householdId: r.household_id, tariffId: r.tariff_id, reconnect: r.reconnect };
-  return r.initial_wh === null ? base : { ...base, initialWh: r.initial_wh };
+  return {
+    meterId: r.meter_id,
+    gatewayId: r.gateway_id,
+    householdId: r.household_id,
+    tariffId: r.tariff_id,
+    reconnect: r.reconnect,
+    ...(r.initial_wh === null ? {} : { initialWh: r.initial_wh }),
+    ...(r.unit_id === null ? {} : { unitId: r.unit_id }),
+    ...(r.profile_id === null ? {} : { profileId: r.profile_id }),
+    ...(r.relay_json === null ? {} : { relay: relayBindingSchema.parse(JSON.parse(r.relay_json)) }),
+  };
 }
+
+const METER_COLUMNS = "meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect, unit_id, profile_id, relay_json";
 
 function toGrant(r: GrantRow): GrantRecord {
   return {
@@ -214,9 +249,9 @@ export function openRegistry(options: RegistryOptions): Registry {
     tariffs: db.prepare<[string], { tariff_id: string; version: number; effective_from_ms: number; prices_json: string }>(
       "SELECT tariff_id, version, effective_from_ms, prices_json FROM registry_tariffs WHERE tariff_id = ? ORDER BY version",
     ),
-    meter: db.prepare<[string], MeterRow>("SELECT meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect FROM registry_meters WHERE meter_id = ?"),
+    meter: db.prepare<[string], MeterRow>(`SELECT ${METER_COLUMNS} FROM registry_meters WHERE meter_id = ?`),
     metersOf: db.prepare<[string], MeterRow>(
-      "SELECT meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect FROM registry_meters WHERE household_id = ? ORDER BY meter_id",
+      `SELECT ${METER_COLUMNS} FROM registry_meters WHERE household_id = ? ORDER BY meter_id`,
     ),
     lastGrant: db.prepare<[string], GrantRow>("SELECT * FROM registry_grants WHERE meter_id = ? ORDER BY grant_seq DESC LIMIT 1"),
     grantByCommand: db.prepare<[string], GrantRow>("SELECT * FROM registry_grants WHERE command_id = ?"),
@@ -329,11 +364,13 @@ export function openRegistry(options: RegistryOptions): Registry {
       requireRow(q.household.get(m.householdId), `household ${m.householdId}`);
       if (schedule(m.tariffId).length === 0) throw new RegistryError(C.UNKNOWN, `no tariff ${m.tariffId}`);
       insert(
-        "INSERT INTO registry_meters (meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [m.meterId, m.gatewayId, m.householdId, m.tariffId, m.initialWh ?? null, m.reconnect, now()],
+        "INSERT INTO registry_meters (meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect, unit_id, profile_id, relay_json, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [m.meterId, m.gatewayId, m.householdId, m.tariffId, m.initialWh ?? null, m.reconnect, m.unitId ?? null, m.profileId ?? null, m.relay === undefined ? null : JSON.stringify(m.relay), now()],
         `meter ${m.meterId}`,
       );
-      return toMeter({ meter_id: m.meterId, gateway_id: m.gatewayId, household_id: m.householdId, tariff_id: m.tariffId, initial_wh: m.initialWh ?? null, reconnect: m.reconnect });
+      const stored = q.meter.get(m.meterId);
+      if (stored === undefined) throw new RegistryError(C.UNKNOWN, `meter ${m.meterId} vanished after insert`);
+      return toMeter(stored);
     },
     getMeter(meterId) {
       const r = q.meter.get(meterId);

@@ -103,6 +103,20 @@ describe("agri-cloud command line", () => {
     expect((await cli("tariff", "add", "both", "--version", "1", "--price", "0.5", "--tou", "valley=00:00-12:00@0.3")).code).toBe(2);
   });
 
+  it("records where a meter sits on the bus and how its supply is cut, and refuses a unit outside 1..247", async () => {
+    const added = await cli("meter", "add", "pump-2", "--gateway", "gw-1", "--household", "h1", "--tariff", "flat", "--unit", "2", "--profile", "chint-dtsu666", "--relay", "contactor:relay-board-1:2");
+    expect(added.code).toBe(0);
+    expect((await cli("meter", "add", "pump-3", "--gateway", "gw-1", "--household", "h1", "--tariff", "flat", "--unit", "248")).code).toBe(2);
+    expect((await cli("meter", "add", "pump-3", "--gateway", "gw-1", "--household", "h1", "--tariff", "flat", "--relay", "contactor:board")).stderr).toMatch(/--relay must be/);
+    const audit = openAuditLog(join(dir, "cloud.db"));
+    try {
+      const entry = audit.list({ entityType: "meter", entityId: "pump-2", limit: 5 })[0];
+      expect(entry?.after).toMatchObject({ unitId: 2, profileId: "chint-dtsu666", relay: { kind: "contactor", deviceId: "relay-board-1", channel: 2 } });
+    } finally {
+      audit.close();
+    }
+  });
+
   it("backs up the database to a new file and refuses to overwrite one", async () => {
     const target = join(dir, "backup", "cloud-copy.db");
     expect((await cli("backup", target)).code).toBe(0);

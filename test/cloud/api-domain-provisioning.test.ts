@@ -264,6 +264,14 @@ describe("meters and plots", () => {
     expect(entry).toMatchObject({ actor: "officer-v1", action: "meter.create", reason: "new pump", villageId: "v1" });
   });
 
+  it("records the meter's Modbus unit, profile and relay binding, and refuses a unit outside 1..247", async () => {
+    const body = { meterId: "pump-li", gatewayId: "gw-v1", tariffId: "t1", unitId: 5, profileId: "chint-ddsu666", relay: { kind: "contactor", deviceId: "relay-board-1", channel: 3 }, reason: "new pump" };
+    expect((await call(h.app, "POST", "/households/hh-li/meters", OFFICER_V1, { ...body, unitId: 248 })).status).toBe(400);
+    const added = await call(h.app, "POST", "/households/hh-li/meters", OFFICER_V1, body);
+    expect(added.status).toBe(201);
+    expect(added.json).toMatchObject({ unitId: 5, profileId: "chint-ddsu666", relay: { kind: "contactor", deviceId: "relay-board-1", channel: 3 } });
+  });
+
   it("refuses a meter without a reason, on another village's gateway, or on another household's plot", async () => {
     expect((await call(h.app, "POST", "/households/hh-li/meters", OFFICER_V1, { meterId: "pump-li", gatewayId: "gw-v1", tariffId: "t1" })).status).toBe(400);
     expect((await call(h.app, "POST", "/households/hh-li/meters", OFFICER_V1, { meterId: "pump-li", gatewayId: "gw-v2", tariffId: "t1", reason: "wrong gw" })).status).toBe(422);

@@ -21,7 +21,7 @@ import { tariffIdSchema, tariffPricesSchema } from "../../ledger/tariff.js";
 import { openHouseholdAccount } from "../../prepaid/accounts.js";
 import { villagePolicyBodySchema } from "../../prepaid/village-policy.js";
 import { cropSchema } from "../../registry/land.js";
-import type { Registry } from "../../registry/registry.js";
+import { meterInputSchema, relayBindingSchema, type Registry } from "../../registry/registry.js";
 import { gatewayIdSchema } from "../../../protocols/mqtt/messages.js";
 import { conflict, forbidden, HttpProblem, notFound } from "../problem.js";
 import { addRoute } from "../route.js";
@@ -58,6 +58,9 @@ const meterSchema = z.object({
   reconnect: z.enum(["automatic", "manual"]),
   plotId: z.string().optional(),
   litresPerKwh: z.int().optional(),
+  unitId: z.int().optional(),
+  profileId: z.string().optional(),
+  relay: relayBindingSchema.optional(),
 });
 const cropRecordSchema = z.object({ plotId: z.string(), effectiveFromMs: z.int(), crop: z.string(), recordedBy: z.string() });
 const plotSchema = z.object({
@@ -363,6 +366,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
       reconnect: z.enum(["automatic", "manual"]).default("automatic"),
       plotId: entityIdSchema.optional(),
       litresPerKwh: z.int().min(1).max(10_000_000).optional(),
+      unitId: meterInputSchema.shape.unitId,
+      profileId: meterInputSchema.shape.profileId,
+      relay: relayBindingSchema.optional(),
       reason: reasonSchema,
     }),
     response: meterSchema,
@@ -386,6 +392,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
           tariffId: body.tariffId,
           reconnect: body.reconnect,
           ...(body.initialWh === undefined ? {} : { initialWh: body.initialWh }),
+          ...(body.unitId === undefined ? {} : { unitId: body.unitId }),
+          ...(body.profileId === undefined ? {} : { profileId: body.profileId }),
+          ...(body.relay === undefined ? {} : { relay: body.relay }),
         });
         if (body.plotId !== undefined) registry.bindMeterToPlot(body.meterId, body.plotId, body.litresPerKwh);
         const after = meterView(body.meterId);
