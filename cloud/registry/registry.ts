@@ -140,6 +140,11 @@ export interface Registry extends LandMethods {
   getMeter(meterId: string): Meter | undefined;
   metersOfHousehold(householdId: string): Meter[];
   lastGrant(meterId: string): GrantRecord | undefined;
+  /**
+   * The highest limit the gateway may be enforcing for the meter: the last grant it confirmed done and every grant
+   * sent after it (any of them may have arrived). Undefined when no grant was ever sent.
+   */
+  highestLimitInForceWh(meterId: string): number | undefined;
   /** Allocates the next grant_seq for the meter and stores the grant, in one transaction. */
   recordGrant(grant: NewGrant): GrantRecord;
   /** Returns the grant the ack answers, or undefined when the command id is not a grant's. */
@@ -382,6 +387,15 @@ export function openRegistry(options: RegistryOptions): Registry {
       return r === undefined ? undefined : toGrant(r);
     },
     recordGrant: (grant) => recordGrantTx.immediate(grant),
+    highestLimitInForceWh(meterId) {
+      const row = db
+        .prepare<[string, string], { limit_wh: number | null }>(
+          `SELECT MAX(limit_wh) AS limit_wh FROM registry_grants WHERE meter_id = ? AND grant_seq >=
+             (SELECT COALESCE(MAX(grant_seq), 0) FROM registry_grants WHERE meter_id = ? AND ack_status = 'done')`,
+        )
+        .get(meterId, meterId);
+      return row?.limit_wh ?? undefined;
+    },
     recordCommandAck(commandId, status, reason, atMs) {
       const row = q.grantByCommand.get(commandId);
       if (row === undefined) return undefined;

@@ -220,6 +220,28 @@ describe("refunds and corrections", () => {
     ]);
   });
 
+  it("keeps back from a refund what the meter may still draw under the credit its gateway holds", async () => {
+    await topUp("hh-li", 3_000);
+    // A billing reading commissions the meter; the grant sent then is sized from the ¥30 balance.
+    const at = new Date(h.clock.nowMs).toISOString();
+    await h.prepaid.onBilling(
+      { v: 1, gatewayId: "gw-v1", seq: 1, sentAt: at, readings: [{ meterId: "pump-li", pointId: "importEnergy", role: "import_energy", registerSeq: 1, at, raw: { words: [0, 0], value: 100 }, energyWh: 100_000, conversion: { exact: true, droppedWh: 0 } }] },
+      "gw-v1",
+    );
+    await h.prepaid.idle();
+    const limitWh = h.registry.highestLimitInForceWh("pump-li") ?? 0;
+    expect(limitWh).toBeGreaterThan(100_000);
+    // The whole balance back in cash would let the pump spend it again on the grant the gateway still holds.
+    const whole = await call(h.app, "POST", "/households/hh-li/refunds", OFFICER_V1, { amountFen: 3_000, receiptId: "rf-2", idempotencyKey: key(), reason: "moving away" });
+    expect(whole.status).toBe(422);
+    expect(field(whole, "detail")).toMatch(/may still draw/);
+    expect(await balance("hh-li")).toBe(3_000);
+    // The grant was sized from balance plus the ¥5 overdraft, so every fen of the balance is promised to the pump.
+    const small = await call(h.app, "POST", "/households/hh-li/refunds", OFFICER_V1, { amountFen: 5, receiptId: "rf-3", idempotencyKey: key(), reason: "change" });
+    expect(small.status).toBe(422);
+    expect(field(small, "detail")).toMatch(/at most ¥0\.00/);
+  });
+
   it("posts a correction either way as a new posting and never edits the one it corrects", async () => {
     await topUp("hh-li", 5_000);
     await call(h.app, "POST", "/households/hh-li/corrections", OFFICER_V1, { amountFen: -4_500, idempotencyKey: key(), reason: "receipt said ¥5.00, typed ¥50.00" });

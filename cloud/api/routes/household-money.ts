@@ -10,6 +10,7 @@
 // correct it and send it again. Writes run on one serial queue per process, so two top-ups cannot both pass the cap.
 
 import { checkTopUp } from "../../ledger/grants.js";
+import { outstandingGrantFen } from "../../prepaid/next-grant.js";
 import { LEDGER_STORE_ERROR_CODES, LedgerStoreError } from "../../ledger/store/store-errors.js";
 import type { Ledger, PostingKind } from "../../ledger/store/ledger.js";
 import { householdAccountId, openHouseholdAccount, villageCashAccountId } from "../../prepaid/accounts.js";
@@ -63,8 +64,27 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
     return statement.entries.find((e) => e.idempotencyKey === key)?.postingId;
   }
 
+  /**
+   * What the household's meters may still draw under the grants their gateways may hold (invariant 4): the energy
+   * between each meter's last charged register and the highest limit it may be enforcing, at the highest price.
+   * Cash given back must leave that much on the balance, or a gateway that has not yet received a lowered grant
+   * (offline, or not acknowledged) would let the farmer spend it twice. A correction is not capped: it fixes the
+   * books (a mistyped top-up must come off even though a grant was sized from it); what the grant still allows then
+   * shows as a negative balance, a debt on record, and the re-sized grant follows at once.
+   */
+  async function committedToGrantsFen(household: Household, atMs: number): Promise<number> {
+    let committed = 0;
+    for (const meter of registry.metersOfHousehold(household.householdId)) {
+      const limitWh = registry.highestLimitInForceWh(meter.meterId);
+      const charge = await ledger.loadChargeState(meter.meterId);
+      if (limitWh === undefined || charge === undefined) continue;
+      committed += outstandingGrantFen(limitWh, charge.state.lastRegisterWh, registry.tariffSchedule(meter.tariffId), atMs);
+    }
+    return committed;
+  }
+
   /** Refuses (422) what the village policy does not allow; the checks of a first attempt only. */
-  function check(household: Household, request: MoneyRequest, balanceFen: number, atMs: number): void {
+  function check(household: Household, request: MoneyRequest, balanceFen: number, atMs: number, committedFen: number): void {
     const policy = registry.villagePolicyAt(household.villageId, atMs);
     if (request.kind === "top-up" || (request.kind === "correction" && request.amountFen > 0)) {
       const ok = checkTopUp(balanceFen, request.amountFen, policy.maxBalanceFen);
@@ -72,8 +92,13 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
         throw new HttpProblem(422, "PREPAID_TOP_UP_REFUSED", `the balance would exceed the village's cap of ¥${fenToYuan(policy.maxBalanceFen)}; at most ¥${fenToYuan(ok.maxTopUpFen)} can be added now`);
       }
     }
-    if (request.kind === "refund" && request.amountFen > balanceFen) {
-      throw new HttpProblem(422, "PREPAID_REFUND_REFUSED", `a refund can return at most the balance, ¥${fenToYuan(Math.max(0, balanceFen))}`);
+    const returnableFen = Math.max(0, balanceFen - committedFen);
+    if (request.kind === "refund" && request.amountFen > returnableFen) {
+      throw new HttpProblem(
+        422,
+        "PREPAID_REFUND_REFUSED",
+        `a refund can return at most ¥${fenToYuan(returnableFen)}: the balance ¥${fenToYuan(balanceFen)} less ¥${fenToYuan(committedFen)} the meters may still draw under the credit their gateways hold`,
+      );
     }
   }
 
@@ -129,7 +154,7 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
         } else {
           const beforeFen = await ledger.balance(accountId);
           try {
-            check(household, request, beforeFen, claimed.atMs);
+            check(household, request, beforeFen, claimed.atMs, await committedToGrantsFen(household, claimed.atMs));
           } catch (error) {
             deps.requests.releaseMoneyRequest(household.householdId, idempotencyKey);
             throw error;
