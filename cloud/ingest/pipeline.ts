@@ -80,7 +80,7 @@ export interface IngestCounters {
   sinkErrors: number;
   /** Messages left unacknowledged without being processed (behind a failure, or their connection gone), to come back. */
   held: number;
-  /** Seqs the dedupe window gave up (see dedupe.ts): later arrivals from those gaps count as duplicates. */
+  /** Recorded seqs the dedupe store forgot to stay bounded (see dedupe.ts): a redelivery of one is written again, never lost. */
   dedupeGaveUpSeqs: number;
   connects: number;
   /** Batches stored (group commits). */
@@ -267,7 +267,7 @@ export function createPipeline<T extends UplinkItem>(options: PipelineOptions<T>
       const recorded = dedupe.recordMany(keys);
       if (recorded.gaveUpSeqs > 0) {
         counters.dedupeGaveUpSeqs += recorded.gaveUpSeqs;
-        log.warn({ gaveUpSeqs: recorded.gaveUpSeqs }, "ingest: dedupe window full, gave up waiting for the oldest missing seqs");
+        log.warn({ gaveUpSeqs: recorded.gaveUpSeqs }, "ingest: dedupe store over its range bound, forgot the least recently recorded seqs (a redelivery of them would be written again)");
       }
       counters.accepted += stored.length;
       counters.batches++;
