@@ -5,7 +5,9 @@
 // Why forward-only, with server time: a late or replayed event (a gateway's outbox drained after an outage, a
 // double click in two command rooms) must never move an incident backwards or rewrite when something happened, so
 // an action is accepted only from the states that precede its target, and every timestamp is the server's `nowMs`.
-// Sensor signals never change the state at all: they add evidence (sensors, causes → certainty) and nothing else.
+// Sensor signals never change the state at all: they add evidence (sensors, causes → certainty) and nothing else —
+// except that an unmuted alarm joining a muted incident unmutes it (a mute silences one sensor, never a real fire
+// that a neighbour, or the same sensor after its mute ended, goes on reporting).
 
 import type { Certainty, Disposition, Incident, IncidentAction, IncidentClass, IncidentEffect, IncidentEvent, IncidentState } from "./types.js";
 
@@ -56,11 +58,13 @@ export interface OpenIncident {
   readonly incidentId: string;
   readonly class: IncidentClass;
   readonly jurisdictionId: string | null;
+  /** Defaults to the opening alarm's own mutedBy. */
   readonly mutedBy?: string;
 }
 
 /** The first signal of a new incident: shown at once (published) and notified to its own tier unless muted. */
 export function openIncident(init: OpenIncident, event: Extract<IncidentEvent, { kind: "alarm" }>, nowMs: number): { readonly incident: Incident; readonly effects: readonly IncidentEffect[] } {
+  const mutedBy = init.mutedBy ?? event.mutedBy;
   const base: Incident = {
     incidentId: init.incidentId,
     class: init.class,
@@ -78,11 +82,11 @@ export function openIncident(init: OpenIncident, event: Extract<IncidentEvent, {
     times: {},
     escalations: [],
     version: 1,
-    ...(init.mutedBy === undefined ? {} : { mutedBy: init.mutedBy }),
+    ...(mutedBy === undefined ? {} : { mutedBy }),
   };
   const incident = { ...base, certainty: certaintyOf(base) };
   const effects: IncidentEffect[] = [{ kind: "publish", msgType: "Alert" }];
-  if (init.mutedBy === undefined) effects.push({ kind: "notify", jurisdictionId: init.jurisdictionId, level: 0, reason: "opened" });
+  if (mutedBy === undefined) effects.push({ kind: "notify", jurisdictionId: init.jurisdictionId, level: 0, reason: "opened" });
   return { incident, effects };
 }
 
@@ -99,8 +103,11 @@ export function incidentStep(incident: Incident, event: IncidentEvent, nowMs: nu
     case "alarm": {
       if (incident.alarms.some((a) => a.alarmId === event.alarm.alarmId && a.sensorId === event.alarm.sensorId)) return { ok: true, incident, effects: [] };
       const newSensor = !incident.sensorIds.includes(event.alarm.sensorId);
+      // The incident stays muted only while this alarm is muted too; once unmuted it never mutes again.
+      const unmutes = incident.mutedBy !== undefined && event.mutedBy === undefined;
+      const { mutedBy: _wasMutedBy, ...rest } = incident;
       const next: Incident = {
-        ...incident,
+        ...(unmutes ? rest : incident),
         alarms: [...incident.alarms, event.alarm],
         sensorIds: newSensor ? [...incident.sensorIds, event.alarm.sensorId] : incident.sensorIds,
         unregisteredSensorIds: newSensor && !event.registered ? [...incident.unregisteredSensorIds, event.alarm.sensorId] : incident.unregisteredSensorIds,
@@ -110,7 +117,11 @@ export function incidentStep(incident: Incident, event: IncidentEvent, nowMs: nu
       };
       // Evidence arriving after the close is kept (the record is complete) but changes nothing anyone acts on.
       if (incident.state === "resolved") return { ok: true, incident: next, effects: [] };
-      return published({ ...next, certainty: certaintyOf(next) }, nowMs);
+      const step = published({ ...next, certainty: certaintyOf(next) }, nowMs);
+      if (!unmutes || !step.ok) return step;
+      // Nobody outside the command room was told while it was muted: its own tier is notified now, as on opening, and
+      // the ack clock still runs from the opening — it was on screen unacknowledged all along, so escalation is not reset.
+      return { ...step, effects: [...step.effects, { kind: "notify", jurisdictionId: incident.jurisdictionId, level: 0, reason: "opened" }] };
     }
     case "alarm_cleared": {
       const i = incident.alarms.findIndex((a) => a.alarmId === event.alarmId && a.clearedAtMs === undefined);

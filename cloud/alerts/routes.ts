@@ -81,7 +81,8 @@ export async function alertsRoutes(app: FastifyInstance, deps: AlertsRouteDeps):
     query: listQuerySchema,
     response: z.strictObject({ incidents: z.array(incidentSchema) }),
     handler: async ({ principal, query }) => ({
-      incidents: alerts.listIncidents({ sinceMs: query.sinceMs, limit: query.limit, openOnly: query.open === "true" }).filter((i) => covers(principal, i.jurisdictionId)),
+      // The scope goes in before the limit: incidents elsewhere must not push the caller's own out of the page.
+      incidents: alerts.listIncidents({ sinceMs: query.sinceMs, limit: query.limit, openOnly: query.open === "true", covers: (i) => covers(principal, i.jurisdictionId) }),
     }),
   });
 

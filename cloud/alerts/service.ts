@@ -132,7 +132,15 @@ export function createAlertService(deps: AlertServiceDeps) {
     const sensor = sensors.get(record.sensorId);
     const incidentClass = wanted ?? classFor(sensor);
     const point = sensor === undefined ? undefined : { lat: sensor.lat, lon: sensor.lon };
-    const event: Extract<IncidentEvent, { kind: "alarm" }> = { kind: "alarm", alarm: record, registered: sensor !== undefined, ...(point === undefined ? {} : { point }) };
+    // This alarm's own sensor at this alarm's time: a mute that opened the incident must not silence a later one.
+    const mute = activeMute(mutes, record.sensorId, record.receivedAtMs);
+    const event: Extract<IncidentEvent, { kind: "alarm" }> = {
+      kind: "alarm",
+      alarm: record,
+      registered: sensor !== undefined,
+      ...(point === undefined ? {} : { point }),
+      ...(mute === undefined ? {} : { mutedBy: mute.muteId }),
+    };
     const target =
       incidentClass === "fire"
         ? clusterFor(open.values(), { sensorId: record.sensorId, atMs: record.atMs, ...(point === undefined ? {} : { point }) }, rule)
@@ -143,12 +151,7 @@ export function createAlertService(deps: AlertServiceDeps) {
       store.putSignal(gatewayId, key, target.incidentId);
       return;
     }
-    const mute = activeMute(mutes, record.sensorId, record.receivedAtMs);
-    const opened = openIncident(
-      { incidentId: newId("incident"), class: incidentClass, jurisdictionId: sensor?.jurisdictionId ?? jurisdictionOfGateway(gatewayId), ...(mute === undefined ? {} : { mutedBy: mute.muteId }) },
-      event,
-      now(),
-    );
+    const opened = openIncident({ incidentId: newId("incident"), class: incidentClass, jurisdictionId: sensor?.jurisdictionId ?? jurisdictionOfGateway(gatewayId) }, event, now());
     counters.incidentsOpened++;
     persist(opened.incident, opened.effects, "opened", actor, event, pending);
     store.putSignal(gatewayId, key, opened.incident.incidentId);
@@ -217,6 +220,29 @@ export function createAlertService(deps: AlertServiceDeps) {
     return result;
   }
 
+  /**
+   * Give one outbox row up: marked undelivered, logged on its incident and streamed to the command room. A row that
+   * is no longer pending (a receiver disabled while its delivery was in flight, then the attempt failing) is not
+   * reported twice. The caller holds the transaction.
+   */
+  function undeliver(row: OutboxRow, error: string, pending: StreamEvent[]): void {
+    if (!store.markUndelivered(row, now(), error)) return;
+    counters.undelivered++;
+    const incident = requireIncident(row.incidentId);
+    store.logEvent(row.incidentId, "undelivered", "system", now(), { receiverId: row.receiverId, streamId: row.streamId, error });
+    pending.push(
+      store.appendStream(row.incidentId, incident.jurisdictionId, "delivery.undelivered", now(), (id) =>
+        JSON.stringify({ id, kind: "delivery.undelivered", receiverId: row.receiverId, streamId: row.streamId, incidentId: row.incidentId, error }),
+      ),
+    );
+    log.error({ receiverId: row.receiverId, streamId: row.streamId, incidentId: row.incidentId, error }, "alerts: webhook alert undelivered");
+  }
+
+  /** A disabled receiver's worker never takes its queue again, so what it holds is undelivered now. */
+  function undeliverQueue(receiverId: string, pending: StreamEvent[]): void {
+    for (const row of store.pendingOf(receiverId)) undeliver(row, `receiver ${receiverId} is disabled`, pending);
+  }
+
   const notFound = (what: string): AlertsError => new AlertsError(ALERTS_ERROR_CODES.notFound, `no ${what}`, 404);
 
   function requireIncident(incidentId: string): Incident {
@@ -228,6 +254,13 @@ export function createAlertService(deps: AlertServiceDeps) {
   function capOf(incident: Incident): string {
     const j = incident.jurisdictionId === null ? undefined : jurisdictions.get(incident.jurisdictionId);
     return renderCap(incident, { ...capOptions, ...(j === undefined ? {} : { jurisdictionName: j.name }) });
+  }
+
+  // Rows left pending for a receiver disabled before this code gave queues up on disabling (or by another writer).
+  if (receivers.some((r) => !r.enabled)) {
+    run((pending) => {
+      for (const r of receivers) if (!r.enabled) undeliverQueue(r.receiverId, pending);
+    });
   }
 
   const runEscalations = (): number =>
@@ -325,8 +358,12 @@ export function createAlertService(deps: AlertServiceDeps) {
       sensors = new Map(store.sensors().map((x) => [x.sensorId, x]));
     },
 
+    /** Disabling a receiver gives up its queue at once: those alerts are shown undelivered, never left pending. */
     upsertReceiver(r: WebhookReceiver): void {
-      store.upsertReceiver(r, now());
+      run((pending) => {
+        store.upsertReceiver(r, now());
+        if (!r.enabled) undeliverQueue(r.receiverId, pending);
+      });
       receivers = store.receivers();
     },
 
@@ -338,12 +375,21 @@ export function createAlertService(deps: AlertServiceDeps) {
     getIncident: (incidentId: string): Incident => requireIncident(incidentId),
     incidentLog: (incidentId: string) => store.incidentLog(requireIncident(incidentId).incidentId),
     deliveries: (incidentId: string): readonly OutboxRow[] => store.outboxOfIncident(incidentId),
-    /** Open incidents first, newest first; then closed ones opened since sinceMs. */
-    listIncidents(options: { readonly sinceMs: number; readonly limit: number; readonly openOnly: boolean }): readonly Incident[] {
-      const live = [...open.values()].sort((a, b) => b.openedAtMs - a.openedAtMs);
-      if (options.openOnly) return live.slice(0, options.limit);
-      const closed = store.incidentsSince(options.sinceMs, options.limit).filter((i) => !open.has(i.incidentId));
-      return [...live, ...closed].slice(0, options.limit);
+    /**
+     * Open incidents first, newest first; then closed ones opened since sinceMs. `covers` (the caller's scope) is
+     * applied before the limit, so incidents the caller may not see never push its own out of the page.
+     */
+    listIncidents(options: { readonly sinceMs: number; readonly limit: number; readonly openOnly: boolean; readonly covers?: (incident: Incident) => boolean }): Incident[] {
+      const { covers, limit } = options;
+      const live = [...open.values()].filter((i) => covers === undefined || covers(i)).sort((a, b) => b.openedAtMs - a.openedAtMs);
+      if (options.openOnly || live.length >= limit) return live.slice(0, limit);
+      const list = [...live];
+      for (const i of store.iterateIncidentsSince(options.sinceMs)) {
+        if (open.has(i.incidentId) || (covers !== undefined && !covers(i))) continue;
+        list.push(i);
+        if (list.length >= limit) break;
+      }
+      return list;
     },
 
     capXml(incidentId: string): string {
@@ -400,18 +446,7 @@ export function createAlertService(deps: AlertServiceDeps) {
         store.markRetry(row, nextAttemptMs, error);
         return;
       }
-      run((pending) => {
-        store.markUndelivered(row, now(), error);
-        counters.undelivered++;
-        const incident = requireIncident(row.incidentId);
-        store.logEvent(row.incidentId, "undelivered", "system", now(), { receiverId: row.receiverId, streamId: row.streamId, error });
-        pending.push(
-          store.appendStream(row.incidentId, incident.jurisdictionId, "delivery.undelivered", now(), (id) =>
-            JSON.stringify({ id, kind: "delivery.undelivered", receiverId: row.receiverId, streamId: row.streamId, incidentId: row.incidentId, error }),
-          ),
-        );
-        log.error({ receiverId: row.receiverId, streamId: row.streamId, incidentId: row.incidentId, error }, "alerts: webhook alert undelivered");
-      });
+      run((pending) => undeliver(row, error, pending));
     },
 
     stop(): void {

@@ -240,6 +240,7 @@ export function openAlertStore(path: string, nowMs: number) {
     lastStreamId: db.prepare("SELECT coalesce(max(stream_id), 0) FROM alerts_stream").pluck(),
     enqueue: db.prepare("INSERT OR IGNORE INTO alerts_webhook_outbox (receiver_id, stream_id, incident_id, state, attempts, created_at_ms, next_attempt_ms) VALUES (?, ?, ?, 'pending', 0, ?, ?)"),
     headOf: db.prepare("SELECT * FROM alerts_webhook_outbox WHERE receiver_id = ? AND state = 'pending' ORDER BY stream_id LIMIT 1"),
+    pendingOf: db.prepare("SELECT * FROM alerts_webhook_outbox WHERE receiver_id = ? AND state = 'pending' ORDER BY stream_id"),
     markDelivered: db.prepare("UPDATE alerts_webhook_outbox SET state = 'delivered', attempts = attempts + 1, done_at_ms = ?, last_error = NULL WHERE receiver_id = ? AND stream_id = ? AND state = 'pending'"),
     markRetry: db.prepare("UPDATE alerts_webhook_outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE receiver_id = ? AND stream_id = ? AND state = 'pending'"),
     markUndelivered: db.prepare("UPDATE alerts_webhook_outbox SET state = 'undelivered', attempts = attempts + 1, done_at_ms = ?, last_error = ? WHERE receiver_id = ? AND stream_id = ? AND state = 'pending'"),
@@ -255,6 +256,7 @@ export function openAlertStore(path: string, nowMs: number) {
     getIncident: db.prepare("SELECT body FROM alerts_incidents WHERE incident_id = ?").pluck(),
     openIncidents: db.prepare("SELECT body FROM alerts_incidents WHERE state <> 'resolved'").pluck(),
     incidentsSince: db.prepare("SELECT body FROM alerts_incidents WHERE opened_at_ms >= ? ORDER BY opened_at_ms DESC, incident_id LIMIT ?").pluck(),
+    allIncidentsSince: db.prepare("SELECT body FROM alerts_incidents WHERE opened_at_ms >= ? ORDER BY opened_at_ms DESC, incident_id").pluck(),
   };
   return {
     db,
@@ -299,7 +301,9 @@ export function openAlertStore(path: string, nowMs: number) {
     },
     markDelivered: (row: OutboxRow, atMs: number): void => void q.markDelivered.run(atMs, row.receiverId, row.streamId),
     markRetry: (row: OutboxRow, nextAttemptMs: number, error: string): void => void q.markRetry.run(nextAttemptMs, error.slice(0, 500), row.receiverId, row.streamId),
-    markUndelivered: (row: OutboxRow, atMs: number, error: string): void => void q.markUndelivered.run(atMs, error.slice(0, 500), row.receiverId, row.streamId),
+    /** False when the row was no longer pending (already delivered or given up): nothing to report again. */
+    markUndelivered: (row: OutboxRow, atMs: number, error: string): boolean => q.markUndelivered.run(atMs, error.slice(0, 500), row.receiverId, row.streamId).changes === 1,
+    pendingOf: (receiverId: string): OutboxRow[] => (q.pendingOf.all(receiverId) as Row[]).map(outboxOf),
     outboxOfIncident: (incidentId: string): OutboxRow[] => (q.outboxOfIncident.all(incidentId) as Row[]).map(outboxOf),
     outboxCounts: (): { receiverId: string; state: string; count: number }[] => (q.outboxCounts.all() as Row[]).map((r) => ({ receiverId: str(r.receiver_id), state: str(r.state), count: num(r.n) })),
     incidentLog: (incidentId: string): IncidentLogEntry[] =>
@@ -310,6 +314,10 @@ export function openAlertStore(path: string, nowMs: number) {
     },
     openIncidents: (): Incident[] => (q.openIncidents.all() as string[]).map((b) => JSON.parse(b) as Incident),
     incidentsSince: (sinceMs: number, limit: number): Incident[] => (q.incidentsSince.all(sinceMs, limit) as string[]).map((b) => JSON.parse(b) as Incident),
+    /** The same order, read lazily: a caller that filters stops reading once it has enough (return() ends the scan). */
+    *iterateIncidentsSince(sinceMs: number): Generator<Incident, void, undefined> {
+      for (const b of q.allIncidentsSince.iterate(sinceMs) as IterableIterator<string>) yield JSON.parse(b) as Incident;
+    },
     close: (): void => {
       db.close();
     },

@@ -100,7 +100,11 @@ export interface Incident {
   readonly gridWorker?: string;
   readonly officer?: string;
   readonly escalations: readonly Escalation[];
-  /** The mute in force on a sensor when its alarm arrived: recorded and shown, but not escalated or sent out. */
+  /**
+   * The mute in force on a sensor when its alarm arrived: recorded and shown, but not escalated or sent out. Only
+   * while every alarm in the incident is muted: one unmuted alarm joining it (a neighbour, or the same sensor after
+   * its mute ended) clears it for good.
+   */
   readonly mutedBy?: string;
   /** Rises with every published change; CAP identifiers are incidentId + version. */
   readonly version: number;
@@ -127,7 +131,14 @@ export const INCIDENT_ACTIONS = ["acknowledge", "verify", "confirm", "false_alar
 export type IncidentAction = (typeof INCIDENT_ACTIONS)[number];
 
 export type IncidentEvent =
-  | { readonly kind: "alarm"; readonly alarm: AlarmRecord; readonly point?: { readonly lat: number; readonly lon: number }; readonly registered: boolean }
+  | {
+      readonly kind: "alarm";
+      readonly alarm: AlarmRecord;
+      readonly point?: { readonly lat: number; readonly lon: number };
+      readonly registered: boolean;
+      /** The mute in force on this alarm's own sensor when it arrived; absent: this alarm is not muted. */
+      readonly mutedBy?: string;
+    }
   | { readonly kind: "alarm_cleared"; readonly alarmId: string; readonly atMs: number }
   | { readonly kind: "sensor_recovered" }
   | { readonly kind: "action"; readonly action: IncidentAction; readonly actor: Actor; readonly assignee?: string; readonly disposition?: Disposition; readonly note?: string }

@@ -106,6 +106,29 @@ describe("incidentStep: the forward-only lifecycle", () => {
     expect(joined.certainty).toBe("Likely");
   });
 
+  it("opens a muted sensor's alarm shown but notified to nobody", () => {
+    const { incident, effects } = openIncident({ incidentId: "inc-1", class: "fire", jurisdictionId: "xiantan" }, { ...alarmEvent(alarm("s-a", T0), A), mutedBy: "mute-1" }, T0);
+    expect(incident.mutedBy).toBe("mute-1");
+    expect(effects).toEqual([{ kind: "publish", msgType: "Alert" }]);
+  });
+
+  it("unmutes a muted incident when an unmuted alarm joins it, and notifies its own tier", () => {
+    const step = incidentStep(fire({ mutedBy: "mute-1" }), alarmEvent(alarm("s-b", T0 + 120_000), B), T0 + 120_050);
+    expect(ok(step)).not.toHaveProperty("mutedBy");
+    expect(step).toMatchObject({ effects: [{ kind: "publish", msgType: "Update" }, { kind: "notify", jurisdictionId: "xiantan", level: 0, reason: "opened" }] });
+  });
+
+  it("keeps an incident muted while the alarm joining it is muted too", () => {
+    const step = incidentStep(fire({ mutedBy: "mute-1" }), { ...alarmEvent(alarm("s-a", T0 + 30_000, "smoke_density"), A), mutedBy: "mute-1" }, T0 + 30_050);
+    expect(ok(step).mutedBy).toBe("mute-1");
+    expect(step).toMatchObject({ effects: [{ kind: "publish", msgType: "Update" }] });
+  });
+
+  it("never mutes an unmuted incident again because a muted sensor joins it", () => {
+    const step = incidentStep(fire(), { ...alarmEvent(alarm("s-b", T0 + 30_000), B), mutedBy: "mute-2" }, T0 + 30_050);
+    expect(ok(step)).not.toHaveProperty("mutedBy");
+  });
+
   it("ignores an alarm it already has (a redelivered message)", () => {
     const incident = fire();
     const again = incidentStep(incident, alarmEvent(alarm("s-a", T0), A), T0 + 5000);

@@ -211,3 +211,65 @@ describe("the SSE stream", () => {
     expect(status).toBe(403);
   });
 });
+
+describe("the incident list under a limit", () => {
+  // A service of its own: the list's page must hold only what this test put there.
+  let busy: AlertService;
+  let busyApp: FastifyInstance;
+  // Each alarm a second after the last on the server's clock: the newest-first order is the order raised.
+  let clock = Date.now() - 60_000;
+
+  beforeAll(async () => {
+    busy = createAlertService({ path: join(dir, "busy.db"), log: pino({ level: "silent" }), escalationCheckMs: 0, now: () => (clock += 1000) });
+    busy.upsertJurisdiction({ jurisdictionId: "mogan", parentId: null, tier: "township", name: "Moganshan", ackTimeoutMs: 120_000, onSceneTimeoutMs: 1_200_000 });
+    busy.upsertJurisdiction({ jurisdictionId: "xiantan", parentId: "mogan", tier: "village", name: "Xiantan", ackTimeoutMs: 60_000, onSceneTimeoutMs: 600_000 });
+    busy.upsertJurisdiction({ jurisdictionId: "anji", parentId: null, tier: "county", name: "Anji", ackTimeoutMs: 300_000, onSceneTimeoutMs: 1_800_000 });
+    busy.upsertSensor({ sensorId: "fire-a", gatewayId: GW, jurisdictionId: "xiantan", lat: 30.5851, lon: 119.8723, name: "ridge east", mode: "normal" });
+    busy.upsertSensor({ sensorId: "fire-closed", gatewayId: GW, jurisdictionId: "xiantan", lat: 30.7, lon: 119.8723, name: "north slope", mode: "normal" });
+    // Anji's sensors 10 km apart: each alarm is an incident of its own.
+    for (let k = 0; k < 5; k++) busy.upsertSensor({ sensorId: `anji-${k}`, gatewayId: "gw-anji", jurisdictionId: "anji", lat: 30.6 + k * 0.1, lon: 119.6, name: `anji ${k}`, mode: "normal" });
+    const t = clock;
+    const at = (ms: number): string => new Date(ms).toISOString();
+    const alarm = (gatewayId: string, deviceId: string, atMs: number): AlarmMessage => ({ v: 1, gatewayId, seq: ++seq, sentAt: at(atMs), event: { type: "alarm.raised", deviceId, cause: "device_flag", at: at(atMs), alarmId: `${deviceId}-${atMs}` } });
+    busy.onAlarm(alarm(GW, "fire-closed", t), GW);
+    const [closed] = busy.listIncidents({ sinceMs: 0, limit: 10, openOnly: true });
+    if (closed === undefined) throw new Error("no incident");
+    busy.transition(closed.incidentId, { action: "false_alarm" }, "dispatcher-wang");
+    busy.transition(closed.incidentId, { action: "resolve", disposition: "nuisance" }, "dispatcher-wang");
+    busy.onAlarm(alarm(GW, "fire-a", t + 1000), GW);
+    // Newer, and more of them than the page holds: they come first in the list before the scope is applied.
+    for (let k = 0; k < 5; k++) busy.onAlarm(alarm("gw-anji", `anji-${k}`, t + 2000 + k), "gw-anji");
+    ({ app: busyApp } = await startAlertsApp(busy));
+  });
+
+  afterAll(async () => {
+    await busyApp?.close();
+    busy?.stop();
+  });
+
+  const list = async (query: string) => {
+    const res = await busyApp.inject({ method: "GET", url: `/alerts/incidents?${query}`, headers: { [TEST_USER_HEADER]: "mogan" } });
+    expect(res.statusCode).toBe(200);
+    return res.json<{ incidents: { sensorIds: string[]; state: string }[] }>().incidents;
+  };
+
+  it("still lists a dispatcher's own open incident when more incidents elsewhere than the limit are newer", async () => {
+    expect((await list("open=true&limit=3")).map((i) => i.sensorIds)).toEqual([["fire-a"]]);
+  });
+
+  it("still lists a dispatcher's own closed incident after its open ones when the limit is filled elsewhere", async () => {
+    expect((await list("limit=3")).map((i) => [i.sensorIds[0], i.state])).toEqual([
+      ["fire-a", "new"],
+      ["fire-closed", "resolved"],
+    ]);
+  });
+
+  it("stops at the limit within the dispatcher's own incidents", async () => {
+    expect((await list("limit=1")).map((i) => i.sensorIds[0])).toEqual(["fire-a"]);
+  });
+
+  it("answers the other county's dispatcher with its own incidents, up to the limit", async () => {
+    const res = await busyApp.inject({ method: "GET", url: "/alerts/incidents?limit=3", headers: { [TEST_USER_HEADER]: "anji" } });
+    expect(res.json<{ incidents: { sensorIds: string[] }[] }>().incidents.map((i) => i.sensorIds[0])).toEqual(["anji-4", "anji-3", "anji-2"]);
+  });
+});

@@ -205,6 +205,46 @@ describe("transitions, mutes and escalation", () => {
     expect(service.deliveries(only().incidentId)).toEqual([]);
   });
 
+  it("sends out and escalates a muted sensor's incident once an unmuted neighbour's alarm joins it", async () => {
+    const receiver = await startReceiver();
+    service.upsertReceiver({ receiverId: "county-119", url: receiver.url, secret: "s3cret-s3cret-s3cret", format: "json", jurisdictionId: null, enabled: true });
+    service.mute({ sensorId: "fire-a", untilMs: T0 + 60_000, reason: "permitted straw burning" }, "dispatcher-wang");
+    service.onAlarm(alarmMessage(raised("fire-a", T0)), GW);
+    expect(service.deliveries(only().incidentId)).toEqual([]);
+    clock = T0 + 120_000;
+    service.onAlarm(alarmMessage(raised("fire-b", T0 + 120_000)), GW);
+    expect(only()).toMatchObject({ sensorIds: ["fire-a", "fire-b"] });
+    expect(only().mutedBy).toBeUndefined();
+    expect(service.deliveries(only().incidentId).map((d) => [d.receiverId, d.state])).toEqual([["county-119", "pending"]]);
+    expect(service.runEscalations()).toBe(1);
+    expect(only().escalations).toMatchObject([{ level: 1, jurisdictionId: "mogan", reason: "ack_timeout" }]);
+  });
+
+  it("sends out and escalates a muted sensor's incident when the same sensor alarms again after its mute ended", async () => {
+    const receiver = await startReceiver();
+    service.upsertReceiver({ receiverId: "county-119", url: receiver.url, secret: "s3cret-s3cret-s3cret", format: "json", jurisdictionId: null, enabled: true });
+    service.mute({ sensorId: "fire-a", untilMs: T0 + 60_000, reason: "permitted straw burning" }, "dispatcher-wang");
+    service.onAlarm(alarmMessage(raised("fire-a", T0)), GW);
+    clock = T0 + 120_000;
+    service.onAlarm(alarmMessage(raised("fire-a", T0 + 120_000, "smoke_density")), GW);
+    expect(only()).toMatchObject({ sensorIds: ["fire-a"] });
+    expect(only().mutedBy).toBeUndefined();
+    expect(service.deliveries(only().incidentId)).toHaveLength(1);
+    expect(service.runEscalations()).toBe(1);
+  });
+
+  it("keeps an incident muted while every alarm joining it comes from a sensor still muted", async () => {
+    const receiver = await startReceiver();
+    service.upsertReceiver({ receiverId: "county-119", url: receiver.url, secret: "s3cret-s3cret-s3cret", format: "json", jurisdictionId: null, enabled: true });
+    const mute = service.mute({ sensorId: "fire-a", untilMs: T0 + 3_600_000, reason: "permitted straw burning" }, "dispatcher-wang");
+    service.onAlarm(alarmMessage(raised("fire-a", T0)), GW);
+    clock = T0 + 120_000;
+    service.onAlarm(alarmMessage(raised("fire-a", T0 + 120_000, "smoke_density")), GW);
+    expect(only()).toMatchObject({ mutedBy: mute.muteId, version: 2 });
+    expect(service.deliveries(only().incidentId)).toEqual([]);
+    expect(service.runEscalations()).toBe(0);
+  });
+
   it("refuses a mute without a reason", () => {
     expect(() => service.mute({ sensorId: "fire-a", untilMs: T0 + 60_000, reason: "" }, "dispatcher-wang")).toThrow(/reason/);
   });
@@ -350,6 +390,53 @@ describe("webhooks", () => {
     service.upsertReceiver({ receiverId: "anji-only", url: receiver.url, secret: "s3cret-s3cret-s3cret", format: "json", jurisdictionId: "anji", enabled: true });
     service.onAlarm(alarmMessage(raised("fire-a", clock)), GW);
     expect(service.deliveries(only().incidentId)).toEqual([]);
+  });
+
+  it("marks a receiver's waiting alerts undelivered when it is disabled, logged on the incident and streamed", () => {
+    const closed = { receiverId: "county-119", url: "http://127.0.0.1:9/alerts", secret: "s3cret-s3cret-s3cret", format: "json", jurisdictionId: null, enabled: true } as const;
+    service.upsertReceiver(closed);
+    service.onAlarm(alarmMessage(raised("fire-a", T0)), GW);
+    service.onAlarm(alarmMessage(raised("fire-far", T0)), GW);
+    const streamed: StreamEvent[] = [];
+    service.subscribe(undefined, { covers: () => true }, (e) => streamed.push(e));
+    clock = T0 + 5000;
+    service.upsertReceiver({ ...closed, enabled: false });
+    const rows = incidents().flatMap((i) => service.deliveries(i.incidentId));
+    expect(rows.map((d) => [d.state, d.lastError, d.doneAtMs])).toEqual([
+      ["undelivered", "receiver county-119 is disabled", T0 + 5000],
+      ["undelivered", "receiver county-119 is disabled", T0 + 5000],
+    ]);
+    expect(streamed.map((e) => e.kind)).toEqual(["delivery.undelivered", "delivery.undelivered"]);
+    for (const i of incidents()) expect(service.incidentLog(i.incidentId).map((e) => e.kind)).toEqual(["opened", "undelivered"]);
+  });
+
+  it("reports an alert given up by disabling its receiver only once, though the attempt in flight then fails too", () => {
+    const closed = { receiverId: "county-119", url: "http://127.0.0.1:9/alerts", secret: "s3cret-s3cret-s3cret", format: "json", jurisdictionId: null, enabled: true } as const;
+    service.upsertReceiver(closed);
+    service.onAlarm(alarmMessage(raised("fire-a", T0)), GW);
+    const inFlight = service.store.outboxHead("county-119");
+    if (inFlight === undefined) throw new Error("no outbox row");
+    service.upsertReceiver({ ...closed, enabled: false });
+    service.deliveryFailed(inFlight, "ECONNREFUSED (max attempts)", true, 0);
+    expect(service.incidentLog(only().incidentId).filter((e) => e.kind === "undelivered")).toHaveLength(1);
+    expect(service.counters.undelivered).toBe(1);
+  });
+
+  it("marks alerts left waiting for a receiver that was already disabled undelivered when the service starts", () => {
+    const closed = { receiverId: "county-119", url: "http://127.0.0.1:9/alerts", secret: "s3cret-s3cret-s3cret", format: "json", jurisdictionId: null, enabled: true } as const;
+    service.upsertReceiver(closed);
+    service.onAlarm(alarmMessage(raised("fire-a", T0)), GW);
+    service.stop();
+    // What an older version left behind: the receiver switched off with its queue still pending.
+    const db = new Database(join(dir, "alerts.db"));
+    try {
+      db.prepare("UPDATE alerts_webhook_receivers SET enabled = 0").run();
+    } finally {
+      db.close();
+    }
+    service = start();
+    expect(service.deliveries(only().incidentId)).toMatchObject([{ receiverId: "county-119", state: "undelivered" }]);
+    expect(service.incidentLog(only().incidentId).map((e) => e.kind)).toEqual(["opened", "undelivered"]);
   });
 
   it("marks an alert undelivered when the receiver never takes it, and streams that to the command room", async () => {
