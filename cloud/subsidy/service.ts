@@ -4,7 +4,11 @@
 // is one posting with key subsidy/<statementId>/<householdId>/<plotId> and content fixed by the statement (its
 // atMs is the end of the notice, its actor "system:subsidy"), so paying again — after a crash half way, or twice —
 // posts nothing twice. A correcting statement pays only the difference against what the statement it corrects paid
-// (a negative difference is a reversing posting), so a household × plot × season is refunded at most once.
+// (a negative difference is a reversing posting), so a household × plot × season is refunded at most once. That
+// holds because a season's published statements form one chain: publishing is refused unless the statement is the
+// first of its village × programme × season or corrects the chain's last link, checked inside the publish
+// transaction, and a statement gets at most one correction. How each household is paid (cash or prepaid) is fixed by
+// the first pay request, since the payee is part of a posting's content and a retry must post the same content.
 
 import { householdAccountId, openHouseholdAccount, villageCashAccountId } from "../prepaid/accounts.js";
 import type { Ledger, LedgerEntry } from "../ledger/store/ledger.js";
@@ -50,7 +54,10 @@ export interface DraftRequest {
 
 export interface PayRequest {
   readonly actor: string;
-  /** Households paid in cash (a recorded payout from the village cash box); the rest into their prepaid accounts. */
+  /**
+   * Households paid in cash (a recorded payout from the village cash box); the rest into their prepaid accounts. The
+   * first pay request fixes it for the statement; a later one may leave it out or repeat it, not change it.
+   */
   readonly cashHouseholdIds?: readonly string[];
 }
 
@@ -59,6 +66,9 @@ export type SubsidyService = ReturnType<typeof subsidyService>;
 function invalid(message: string): SubsidyError {
   return new SubsidyError(C.INVALID, message);
 }
+
+const SETTLED_STATUSES: readonly string[] = ["published", "paid", "closed"];
+type PaymentMethod = "prepaid" | "cash";
 
 export function subsidyService(deps: SubsidyDeps) {
   const { store, land, ledger } = deps;
@@ -83,12 +93,13 @@ export function subsidyService(deps: SubsidyDeps) {
     return { status: s.status, approvedBy: s.approvedBy, unresolvedLines, ...(s.noticeUntilMs === undefined ? {} : { noticeUntilMs: s.noticeUntilMs }) };
   }
 
-  /** One workflow step, in one transaction with its log entry. */
-  function step(statementId: string, action: WorkflowAction, actor: string, reason: string, detail?: unknown): StatementRecord {
+  /** One workflow step, in one transaction with its log entry; `guard` refuses it from inside that transaction. */
+  function step(statementId: string, action: WorkflowAction, actor: string, reason: string, detail?: unknown, guard?: (s: StatementRecord) => void): StatementRecord {
     const nowMs = deps.now();
     return store.transaction(() => {
       const s = store.requireStatement(statementId);
       const next = workflowStep(stateOf(s), action, actor, nowMs);
+      guard?.(s);
       const publishedAtMs = action.action === "publish" ? nowMs : s.publishedAtMs;
       store.setStatus(statementId, next.status, next.approvedBy, publishedAtMs, next.noticeUntilMs);
       logStep(s, action.action, actor, nowMs, reason, detail ?? { status: next.status });
@@ -100,6 +111,69 @@ export function subsidyService(deps: SubsidyDeps) {
     const usage = new Map<string, MeterUsage>();
     for await (const u of deps.usage.usageOf(meterIds, fromDay, toDay, boundaries)) usage.set(u.meterId, u);
     return usage;
+  }
+
+  /** The other statements of s's village, programme and season. */
+  function seasonSiblings(s: Pick<StatementRecord, "statementId" | "villageId" | "programmeId" | "seasonId">): StatementRecord[] {
+    return store.statementsOf(s.villageId).filter((x) => x.programmeId === s.programmeId && x.seasonId === s.seasonId && x.statementId !== s.statementId);
+  }
+
+  /** A statement is corrected at most once: a second correction would pay "refund − what the original paid" again. */
+  function refuseSecondCorrection(correctsStatementId: string, villageId: string): void {
+    const other = store.statementsOf(villageId).find((x) => x.correctsStatementId === correctsStatementId);
+    if (other === undefined) return;
+    const next = SETTLED_STATUSES.includes(other.status) ? `correct ${other.statementId} instead` : `finish or adjust that one`;
+    throw new SubsidyError(C.CORRECTION_EXISTS, `${correctsStatementId} already has a correction, ${other.statementId} (${other.status}); ${next}`);
+  }
+
+  /**
+   * Run inside the publish transaction: the season's published statements must stay one chain, so s is either the
+   * first published one or corrects the chain's last link (a statement no published statement corrects yet).
+   */
+  function refuseSecondPublication(s: StatementRecord): void {
+    const published = seasonSiblings(s).filter((x) => SETTLED_STATUSES.includes(x.status));
+    if (s.correctsStatementId !== undefined) {
+      const target = s.correctsStatementId;
+      const rival = published.find((x) => x.correctsStatementId === target);
+      if (rival !== undefined) throw new SubsidyError(C.CORRECTION_EXISTS, `${target} was already corrected by ${rival.statementId}, which is ${rival.status}; correct ${rival.statementId} instead`);
+    }
+    const replaced = new Set(published.map((x) => x.correctsStatementId));
+    const standing = published.filter((x) => !replaced.has(x.statementId) && x.statementId !== s.correctsStatementId);
+    if (standing.length > 0) {
+      const ids = standing.map((x) => x.statementId).join(", ");
+      throw new SubsidyError(
+        C.SEASON_PUBLISHED,
+        `${s.villageId} already has ${ids} published for ${s.programmeId} season ${s.seasonId}; a season is paid once, so a change is a correcting statement of ${standing[0]!.statementId}`,
+      );
+    }
+  }
+
+  /**
+   * The payment method per household of s: fixed by the first pay request (in one transaction, before anything is
+   * posted), then reused, so a retry posts the same payee under the same key. A later request may leave the cash list
+   * out or repeat it; a different list is refused rather than silently ignored.
+   */
+  function fixPaymentMethods(s: StatementRecord, req: PayRequest): Map<string, PaymentMethod> {
+    const households = [...new Set(store.lines(s.statementId).map((l) => l.line.householdId))].sort();
+    const requested = req.cashHouseholdIds === undefined ? undefined : new Set(req.cashHouseholdIds);
+    const strangers = [...(requested ?? [])].filter((h) => !households.includes(h));
+    if (strangers.length > 0) throw invalid(`cashHouseholdIds: ${strangers.join(", ")} ${strangers.length === 1 ? "has" : "have"} no line on statement ${s.statementId}`);
+    return store.transaction(() => {
+      const stored = store.paymentMethods(s.statementId);
+      if (stored.size === 0) {
+        const chosen = new Map(households.map((h): [string, PaymentMethod] => [h, requested?.has(h) === true ? "cash" : "prepaid"]));
+        store.setPaymentMethods(s.statementId, chosen, req.actor, deps.now());
+        return chosen;
+      }
+      const storedCash = [...stored].filter(([, m]) => m === "cash").map(([h]) => h);
+      if (requested !== undefined && (storedCash.length !== requested.size || storedCash.some((h) => !requested.has(h)))) {
+        throw new SubsidyError(
+          C.PAYMENT_METHOD_FIXED,
+          `${s.statementId}'s first pay request chose cash for [${storedCash.join(", ")}] and prepaid accounts for the rest; a payment method never changes, so retry with that list or with none`,
+        );
+      }
+      return stored;
+    });
   }
 
   /** What the chain of statements this one corrects has paid, per "householdId/plotId" (their payments add up). */
@@ -141,6 +215,7 @@ export function subsidyService(deps: SubsidyDeps) {
         if (target.villageId !== req.villageId || target.programmeId !== req.programmeId || target.seasonId !== req.seasonId) {
           throw invalid(`a correction covers the same village, programme and season as ${target.statementId}`);
         }
+        refuseSecondCorrection(target.statementId, target.villageId);
       }
       const meters = land.meters(req.villageId);
       const meterIds = meters.filter((m) => m.plotId !== undefined).map((m) => m.meterId);
@@ -172,6 +247,8 @@ export function subsidyService(deps: SubsidyDeps) {
         createdAtMs: deps.now(),
       };
       store.transaction(() => {
+        // Again inside the transaction: settling awaited the usage source, and another correction may have begun.
+        if (req.correctsStatementId !== undefined) refuseSecondCorrection(req.correctsStatementId, req.villageId);
         store.insertStatement(statement, lines);
         logStep(statement, "draft", req.actor, statement.createdAtMs, req.reason ?? (req.correctsStatementId === undefined ? "settled" : `corrects ${req.correctsStatementId}`), {
           policyVersion: policy.version,
@@ -210,7 +287,7 @@ export function subsidyService(deps: SubsidyDeps) {
     },
     publish(statementId: string, actor: string): StatementRecord {
       const s = store.requireStatement(statementId);
-      return step(statementId, { action: "publish", noticeDays: s.policy.policy.noticeDays }, actor, `public notice for ${s.policy.policy.noticeDays} days`);
+      return step(statementId, { action: "publish", noticeDays: s.policy.policy.noticeDays }, actor, `public notice for ${s.policy.policy.noticeDays} days`, undefined, refuseSecondPublication);
     },
     object(statementId: string, householdId: string | undefined, text: string, actor: string): number {
       if (text.trim().length === 0) throw invalid("an objection needs its text");
@@ -229,7 +306,8 @@ export function subsidyService(deps: SubsidyDeps) {
       if (s.status !== "paid") workflowStep(stateOf(s), { action: "pay" }, req.actor, deps.now());
       const correctedBy = store.statementsOf(s.villageId).find((x) => x.correctsStatementId === statementId && ["published", "paid", "closed"].includes(x.status));
       if (correctedBy !== undefined) throw new SubsidyError(C.WRONG_STATE, `${statementId} was corrected by ${correctedBy.statementId}; pay that one`);
-      const cash = new Set(req.cashHouseholdIds ?? []);
+      const methods = fixPaymentMethods(s, req);
+      const cash = new Set([...methods].filter(([, m]) => m === "cash").map(([h]) => h));
       const atMs = s.noticeUntilMs ?? s.publishedAtMs ?? s.createdAtMs;
       const before = paidBefore(s);
       const subsidyAccount = villageSubsidyAccountId(s.villageId);

@@ -2,7 +2,7 @@
 // settled under), their lines, the step log (who did what, when and why — every workflow step), objections raised
 // during the public notice, and payments. Immutability is enforced by the database, not only by the code: triggers
 // refuse any change to a policy version, to a line once its statement is approved, to a statement's content once it
-// is published, and any delete of a step, objection or payment.
+// is published, and any change or delete of a step, objection, payment or chosen payment method.
 
 import type Database from "better-sqlite3";
 import { SUBSIDY_ERROR_CODES as C, SubsidyError } from "./errors.js";
@@ -106,6 +106,20 @@ CREATE TABLE IF NOT EXISTS subsidy_payments (
   at_ms         INTEGER NOT NULL,
   PRIMARY KEY (statement_id, household_id, plot_id)
 ) STRICT;
+-- How each household of a statement is paid, fixed by the first pay request before anything is posted: the payee is
+-- part of a posting's content, so a retried pay must post to the same payee under the same key.
+CREATE TABLE IF NOT EXISTS subsidy_payment_methods (
+  statement_id  TEXT    NOT NULL REFERENCES subsidy_statements (statement_id),
+  household_id  TEXT    NOT NULL,
+  method        TEXT    NOT NULL CHECK (method IN ('prepaid', 'cash')),
+  chosen_by     TEXT    NOT NULL,
+  at_ms         INTEGER NOT NULL,
+  PRIMARY KEY (statement_id, household_id)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS subsidy_payment_methods_no_update BEFORE UPDATE ON subsidy_payment_methods
+BEGIN SELECT RAISE(ABORT, 'SUBSIDY_STATEMENT_IMMUTABLE: a payment method, once chosen, never changes'); END;
+CREATE TRIGGER IF NOT EXISTS subsidy_payment_methods_no_delete BEFORE DELETE ON subsidy_payment_methods
+BEGIN SELECT RAISE(ABORT, 'SUBSIDY_STATEMENT_IMMUTABLE: a payment method, once chosen, is kept'); END;
 CREATE TRIGGER IF NOT EXISTS subsidy_objections_no_update BEFORE UPDATE ON subsidy_objections
 BEGIN SELECT RAISE(ABORT, 'SUBSIDY_STATEMENT_IMMUTABLE: objections are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS subsidy_objections_no_delete BEFORE DELETE ON subsidy_objections
@@ -339,6 +353,17 @@ export function openSubsidyStore(db: Database.Database) {
         p.postingId,
         p.atMs,
       );
+    },
+    /** The payment method per household of a statement, as the first pay request fixed it (empty before). */
+    paymentMethods(statementId: string): Map<string, "prepaid" | "cash"> {
+      const rows = db
+        .prepare<[string], { household_id: string; method: "prepaid" | "cash" }>("SELECT household_id, method FROM subsidy_payment_methods WHERE statement_id = ? ORDER BY household_id")
+        .all(statementId);
+      return new Map(rows.map((r) => [r.household_id, r.method]));
+    },
+    setPaymentMethods(statementId: string, methods: ReadonlyMap<string, "prepaid" | "cash">, chosenBy: string, atMs: number): void {
+      const insert = db.prepare("INSERT INTO subsidy_payment_methods (statement_id, household_id, method, chosen_by, at_ms) VALUES (?, ?, ?, ?, ?)");
+      for (const [householdId, method] of methods) insert.run(statementId, householdId, method, chosenBy, atMs);
     },
     payments(statementId: string): PaymentRecord[] {
       return db
