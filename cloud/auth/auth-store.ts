@@ -199,6 +199,8 @@ export function openAuthStore(options: AuthStoreOptions): AuthStore {
   const selectTokenByDigest = db.prepare("SELECT * FROM auth_api_tokens WHERE token_digest = ?");
   const selectToken = db.prepare("SELECT * FROM auth_api_tokens WHERE token_id = ?");
   const revokeSessionsOf = db.prepare("UPDATE auth_sessions SET revoked_at_ms = ? WHERE user_id = ? AND revoked_at_ms IS NULL");
+  // A password change or a disable ends the API tokens too: a token minted from a stolen session must not outlive it.
+  const revokeTokensOf = db.prepare("UPDATE auth_api_tokens SET revoked_at_ms = ? WHERE user_id = ? AND revoked_at_ms IS NULL");
 
   const userRow = (userId: string): UserRow | undefined => {
     const parsed = userIdSchema.safeParse(userId);
@@ -304,7 +306,10 @@ export function openAuthStore(options: AuthStoreOptions): AuthStore {
         ).run(next.name, JSON.stringify(next.roles), JSON.stringify(next.villageIds), next.householdId ?? null, JSON.stringify(next.jurisdictionIds), next.disabled ? 1 : 0, atMs, before.userId);
         // A disabled user is out now, not when their sessions expire; a narrowed scope applies at the next request
         // anyway (authenticate reads the user row every time).
-        if (next.disabled) revokeSessionsOf.run(atMs, before.userId);
+        if (next.disabled) {
+          revokeSessionsOf.run(atMs, before.userId);
+          revokeTokensOf.run(atMs, before.userId);
+        }
         const after = toView(requireUser(before.userId));
         const action = p.disabled === true && !before.disabled ? "user.disable" : p.disabled === false && before.disabled ? "user.enable" : "user.update";
         recordUserChange(action, change, before, after, atMs);
@@ -323,6 +328,7 @@ export function openAuthStore(options: AuthStoreOptions): AuthStore {
         db.prepare("UPDATE auth_users SET password_hash = ?, updated_at_ms = ? WHERE user_id = ?").run(passwordHash, atMs, before.userId);
         // Whoever held a session under the old password is logged out (a stolen session ends with a reset).
         revokeSessionsOf.run(atMs, before.userId);
+        revokeTokensOf.run(atMs, before.userId);
         const after = toView(requireUser(before.userId));
         recordUserChange("user.password", change, before, after, atMs);
         return after;

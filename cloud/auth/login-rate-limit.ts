@@ -62,6 +62,15 @@ class SlidingFailureLog {
     this.#failures.delete(key);
   }
 
+  /** Take back one failure recorded at atMs (an attempt reserved by begin() that turned out right). */
+  unfail(key: string, atMs: number): void {
+    const log = this.#failures.get(key);
+    if (log === undefined) return;
+    const i = log.lastIndexOf(atMs);
+    if (i >= 0) log.splice(i, 1);
+    if (log.length === 0) this.#failures.delete(key);
+  }
+
   get size(): number {
     return this.#failures.size;
   }
@@ -104,13 +113,26 @@ export class LoginRateLimiter {
     return byName >= byAddress ? { allowed: false, retryAfterMs: byName, limitedBy: "username" } : { allowed: false, retryAfterMs: byAddress, limitedBy: "address" };
   }
 
+  /**
+   * Check and reserve in one step: an allowed attempt is counted as a failure at once, before the password check
+   * awaits scrypt, so parallel guesses cannot all pass the check while the first ones are still being verified. Call
+   * succeeded(username, address, nowMs) with the same nowMs when the password was right.
+   */
+  begin(username: string, address: string, nowMs: number): LoginVerdict {
+    const verdict = this.check(username, address, nowMs);
+    if (verdict.allowed) this.failed(username, address, nowMs);
+    return verdict;
+  }
+
   failed(username: string, address: string, nowMs: number): void {
     this.#byUsername.fail(normaliseUsername(username), nowMs);
     this.#byAddress.fail(address, nowMs);
   }
 
-  succeeded(username: string): void {
+  /** A right password: the name's failures are forgiven, and the attempt begin() reserved for the address too. */
+  succeeded(username: string, address?: string, beganAtMs?: number): void {
     this.#byUsername.clear(normaliseUsername(username));
+    if (address !== undefined && beganAtMs !== undefined) this.#byAddress.unfail(address, beganAtMs);
   }
 
   get trackedKeys(): { readonly usernames: number; readonly addresses: number } {

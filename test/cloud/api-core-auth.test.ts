@@ -107,6 +107,13 @@ describe("login rate limits", () => {
   it("does not count successful logins", async () => {
     for (let i = 0; i < 10; i += 1) expect((await login("farmer-li", PASSWORDS.farmer)).statusCode).toBe(200);
   });
+
+  it("counts parallel guesses before any of them is verified: at most the limit reach the password check", async () => {
+    const answers = await Promise.all(Array.from({ length: 20 }, () => login("farmer-li", "wrong-password-x")));
+    const codes = answers.map((a) => a.statusCode);
+    expect(codes.filter((c) => c === 401)).toHaveLength(3);
+    expect(codes.filter((c) => c === 429)).toHaveLength(17);
+  });
 });
 
 describe("sessions", () => {
@@ -133,6 +140,21 @@ describe("sessions", () => {
     expect(out.json()).toEqual({ loggedOut: true });
     expect(String(out.headers["set-cookie"])).toMatch(/^agri_session=; .*Max-Age=0/);
     expect((await core.inject({ method: "GET", url: "/auth/me", headers: { cookie } })).statusCode).toBe(401);
+  });
+
+  it("ends a user's API tokens when their password is reset or they are disabled, so a re-enable does not revive them", async () => {
+    const mint = async (): Promise<string> => {
+      const session = await core.login("officer-v1", PASSWORDS.officer);
+      return (await core.inject({ method: "POST", url: "/auth/tokens", headers: bearer(session), payload: { name: "office scale" } })).json<{ token: string }>().token;
+    };
+    const beforeReset = await mint();
+    await core.auth.setPassword("officer-v1", "another long passphrase", { actor: "admin", reason: "suspected theft" });
+    expect((await core.inject({ method: "GET", url: "/auth/me", headers: bearer(beforeReset) })).statusCode).toBe(401);
+    await core.auth.setPassword("officer-v1", PASSWORDS.officer, { actor: "admin", reason: "back to the known one" });
+    const beforeDisable = await mint();
+    core.auth.updateUser("officer-v1", { disabled: true }, { actor: "admin", reason: "compromised" });
+    core.auth.updateUser("officer-v1", { disabled: false }, { actor: "admin", reason: "new laptop" });
+    expect((await core.inject({ method: "GET", url: "/auth/me", headers: bearer(beforeDisable) })).statusCode).toBe(401);
   });
 
   it("ends a user's sessions when an admin disables them", async () => {

@@ -73,7 +73,9 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     bodyLimitBytes: AUTH_BODY_LIMIT_BYTES,
     handler: async ({ body, request, reply }) => {
       const address = request.ip;
-      const verdict = loginLimiter.check(body.userId, address, now());
+      const beganAtMs = now();
+      // Reserved before the await: parallel guesses are counted before any of them is verified.
+      const verdict = loginLimiter.begin(body.userId, address, beganAtMs);
       if (!verdict.allowed) {
         const retryAfterS = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
         request.log.warn({ userId: body.userId, address, limitedBy: verdict.limitedBy }, "auth: login rate-limited");
@@ -81,11 +83,10 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
       }
       const user = await auth.verifyLogin(body.userId, body.password);
       if (user === undefined) {
-        loginLimiter.failed(body.userId, address, now());
         request.log.info({ userId: body.userId, address }, "auth: login failed");
         throw new HttpProblem(401, "AUTH_LOGIN_FAILED", "wrong user id or password");
       }
-      loginLimiter.succeeded(body.userId);
+      loginLimiter.succeeded(body.userId, address, beganAtMs);
       const session = auth.startSession(user.userId);
       request.log.info({ userId: user.userId, address, mode: body.mode }, "auth: logged in");
       const me = { userId: user.userId, name: user.name, roles: [...user.roles], villageIds: [...user.villageIds], jurisdictionIds: [...user.jurisdictionIds], ...(user.householdId === undefined ? {} : { householdId: user.householdId }) };

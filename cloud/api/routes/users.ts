@@ -192,16 +192,16 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
       const user = findUser(principal, params.userId);
       if (user.userId === principal.userId) {
         // The current password is a login in all but name: the same limits apply, or this route would be the way round them.
-        const verdict = loginLimiter.check(user.userId, request.ip, now());
+        const beganAtMs = now();
+        const verdict = loginLimiter.begin(user.userId, request.ip, beganAtMs);
         if (!verdict.allowed) {
           const retryAfterS = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
           throw new HttpProblem(429, "AUTH_RATE_LIMITED", `too many failed attempts; try again in ${retryAfterS} s`, undefined, { "retry-after": String(retryAfterS) });
         }
         if (body.currentPassword === undefined || (await auth.verifyLogin(user.userId, body.currentPassword)) === undefined) {
-          loginLimiter.failed(user.userId, request.ip, now());
           throw forbidden("the current password is wrong or missing");
         }
-        loginLimiter.succeeded(user.userId);
+        loginLimiter.succeeded(user.userId, request.ip, beganAtMs);
         return view(await auth.setPassword(user.userId, body.password, { actor: principal.userId, reason: body.reason ?? "own password change" }));
       }
       if (!manages(principal, user)) throw forbidden(`you do not manage user ${user.userId}`);
