@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ServerResponse } from "node:http";
 import { z } from "zod";
-import { coversJurisdiction, isAdmin, type Principal } from "../auth/principal.js";
+import { coversJurisdiction, hasAnyRole, isAdmin, type Principal } from "../auth/principal.js";
 import { forbidden, HttpProblem } from "../api/problem.js";
 import { addRoute } from "../api/route.js";
 import { AlertsError } from "./errors.js";
@@ -167,7 +167,22 @@ export async function alertsRoutes(app: FastifyInstance, deps: AlertsRouteDeps):
       res.socket?.setNoDelay(true);
       res.write(sseRetry(deps.sseRetryMs ?? 1000));
       streams.add(res);
-      const subscription = alerts.subscribe(after, { covers: (chain, jurisdictionId) => (jurisdictionId === null ? isAdmin(principal) : coversJurisdiction(principal, chain.length > 0 ? chain : [jurisdictionId])) }, (e) => {
+      // The stream outlives the request that opened it: the caller's session is checked again before every event and
+      // heartbeat, so a logout, a disable, a password reset or a narrowed jurisdiction ends or narrows it at once.
+      let current: Principal | undefined = principal;
+      const stillAllowed = (): Principal | undefined => {
+        if (request.reauthenticate === undefined) return current;
+        const fresh = request.reauthenticate();
+        current = fresh !== undefined && hasAnyRole(fresh, DISPATCH) ? fresh : undefined;
+        if (current === undefined) res.end();
+        return current;
+      };
+      const covers = (chain: readonly string[], jurisdictionId: string | null): boolean => {
+        const p = current;
+        if (p === undefined) return false;
+        return jurisdictionId === null ? isAdmin(p) : coversJurisdiction(p, chain.length > 0 ? chain : [jurisdictionId]);
+      };
+      const subscription = alerts.subscribe(after, { covers: (chain, jurisdictionId) => stillAllowed() !== undefined && covers(chain, jurisdictionId) }, (e) => {
         // A client that does not read must not grow this process without bound: drop it, and its EventSource
         // reconnects with Last-Event-ID and replays the rest from the durable stream log.
         if (res.writableLength > (deps.sseMaxBufferedBytes ?? 1 << 20)) {
@@ -178,7 +193,9 @@ export async function alertsRoutes(app: FastifyInstance, deps: AlertsRouteDeps):
       });
       // Tells a client that started without Last-Event-ID where "now" is, so its first reconnect misses nothing.
       res.write(sseComment(`connected; last event id ${alerts.lastStreamId()}; replayed ${subscription.replayed}`));
-      const heartbeat = setInterval(() => res.write(sseComment("ping")), deps.sseHeartbeatMs ?? 15_000);
+      const heartbeat = setInterval(() => {
+        if (stillAllowed() !== undefined) res.write(sseComment("ping"));
+      }, deps.sseHeartbeatMs ?? 15_000);
       const close = (): void => {
         clearInterval(heartbeat);
         subscription.close();

@@ -85,6 +85,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
   app.decorateRequest("principal", undefined);
   app.decorateRequest("authVia", undefined);
+  app.decorateRequest("reauthenticate", undefined);
   // Only JSON bodies: fastify's default text/plain parser would let a cross-site form post a body (415 instead).
   app.removeContentTypeParser("text/plain");
 
@@ -103,6 +104,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     if (authenticated === undefined) return;
     request.principal = authenticated.principal;
     request.authVia = authenticated.via;
+    const credential = token;
+    request.reauthenticate = () => deps.auth.authenticate(credential)?.principal;
     return Promise.resolve();
   });
 

@@ -18,6 +18,11 @@ declare module "fastify" {
     principal: Principal | undefined;
     /** How the principal proved who they are; undefined when anonymous. */
     authVia: "session" | "api-token" | undefined;
+    /**
+     * Resolves the request's credential again (a session may have ended, a user been disabled or re-scoped since):
+     * long-lived answers such as an event stream call it before every event. Undefined for an anonymous request.
+     */
+    reauthenticate: (() => Principal | undefined) | undefined;
   }
 }
 

@@ -18,12 +18,17 @@ export const TEST_PRINCIPALS: Readonly<Record<string, Principal>> = {
   farmer: { userId: "farmer-zhao", name: "Zhao", roles: ["farmer"], villageIds: [], householdId: "hh-zhao", jurisdictionIds: [] },
 };
 
+/** Users whose credential no longer authenticates (logged out, disabled): request.reauthenticate answers undefined. */
+export const REVOKED_USERS = new Set<string>();
+
 export async function startAlertsApp(alerts: AlertService): Promise<{ app: FastifyInstance; url: string }> {
   const app = Fastify({ logger: false });
   app.decorateRequest("principal", undefined);
+  app.decorateRequest("reauthenticate", undefined);
   app.addHook("onRequest", (request, _reply, done) => {
     const who = request.headers[TEST_USER_HEADER];
     request.principal = typeof who === "string" ? TEST_PRINCIPALS[who] : undefined;
+    if (typeof who === "string") request.reauthenticate = () => (REVOKED_USERS.has(who) ? undefined : TEST_PRINCIPALS[who]);
     done();
   });
   app.setErrorHandler((error, _request, reply) => {
@@ -46,6 +51,8 @@ export interface SseEvent {
 export class SseClient {
   readonly events: SseEvent[] = [];
   readonly comments: string[] = [];
+  /** The server ended the stream. */
+  ended = false;
   private buffer = "";
   private waiters: (() => void)[] = [];
   private constructor(private readonly req: ClientRequest) {}
@@ -61,6 +68,9 @@ export class SseClient {
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => client.feed(chunk));
         res.on("error", () => undefined);
+        res.on("end", () => {
+          client.ended = true;
+        });
         resolve({ client, status: res.statusCode ?? 0, contentType: String(res.headers["content-type"]) });
       });
       req.on("error", reject);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAlertService, type AlertService } from "../../cloud/alerts/service.js";
 import type { AlarmMessage } from "../../protocols/mqtt/messages.js";
 import { eventually } from "../harness/broker.js";
-import { SseClient, startAlertsApp, TEST_USER_HEADER } from "./alerts-harness.js";
+import { REVOKED_USERS, SseClient, startAlertsApp, TEST_USER_HEADER } from "./alerts-harness.js";
 
 const GW = "gw-xiantan";
 
@@ -201,6 +201,20 @@ describe("the SSE stream", () => {
       admin.close();
       expect(client.events).toEqual([]);
     } finally {
+      client.close();
+    }
+  });
+
+  it("ends a dispatcher's open stream once their session no longer authenticates, before sending another incident", async () => {
+    const { client } = await SseClient.open(baseUrl, "mogan");
+    try {
+      await eventually(() => client.comments.length > 0, 5000, "connected");
+      REVOKED_USERS.add("mogan");
+      raise("fire-b", Date.now() + 3);
+      await eventually(() => client.ended || undefined, 5000, "the stream to end");
+      expect(client.events.filter((e) => e.event.startsWith("incident."))).toEqual([]);
+    } finally {
+      REVOKED_USERS.delete("mogan");
       client.close();
     }
   });
