@@ -294,6 +294,8 @@ export function subsidyService(deps: SubsidyDeps) {
       const nowMs = deps.now();
       return store.transaction(() => {
         const s = store.requireStatement(statementId);
+        // An objection may come from a household the statement left out, but it must be one of the village's.
+        if (householdId !== undefined && deps.land.householdVillage(householdId) !== s.villageId) throw invalid(`household ${householdId} is not in village ${s.villageId}`);
         workflowStep(stateOf(s), { action: "object" }, actor, nowMs);
         const id = store.addObjection(statementId, householdId, actor, nowMs, text);
         logStep(s, "object", actor, nowMs, text, { objectionId: id, householdId: householdId ?? null });

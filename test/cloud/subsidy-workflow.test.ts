@@ -105,6 +105,8 @@ describe("the workflow", () => {
   it("records objections during the notice, and pays only after the notice has run", async () => {
     const id = await publishFirst();
     service.object(id, "hh-wang", "电表盖是修理工打开的", "farmer-wang");
+    // An objection names one of the village's households (or none), never an invented one.
+    expect(await code(() => service.object(id, "hh-nobody", "x", "officer-1"))).toBe(C.INVALID);
     expect(await code(() => service.pay(id, { actor: "officer-1" }))).toBe(C.NOTICE_RUNNING);
     expect(service.statement(id).objections).toMatchObject([{ householdId: "hh-wang", raisedBy: "farmer-wang", text: "电表盖是修理工打开的" }]);
     // An objection, once recorded, stays on the record.
