@@ -160,19 +160,25 @@ function deliver(sinks: IngestSinks, uplink: AcceptedUplink): SinkResult {
   }
 }
 
-/** Deliver the accepted messages; returns, per message, the error that kept it from being stored (undefined: stored). */
+/**
+ * Deliver the accepted messages; returns, per message, the error that kept it from being stored (undefined: stored).
+ * Alarms go first (invariant 6: an alarm must not wait behind a drained backlog's events, each a durable write). A
+ * failure holds back only the failing gateway's later messages — the gateway resends them in order — never another
+ * gateway's.
+ */
 async function deliverAll(sinks: IngestSinks, accepted: readonly AcceptedUplink[]): Promise<unknown[]> {
   const outcome: unknown[] = accepted.map(() => undefined);
-  const notTried = new Error("not delivered: an earlier message of its batch failed");
+  const notTried = new Error("not delivered: an earlier message of its gateway failed in this batch");
   const billing: number[] = [];
-  let failed = false;
-  for (let i = 0; i < accepted.length; i++) {
+  const failedGateways = new Set<string>();
+  const order = [...accepted.keys()].sort((a, b) => Number(accepted[b]?.name === "alarm") - Number(accepted[a]?.name === "alarm") || a - b);
+  for (const i of order) {
     const uplink = accepted[i] as AcceptedUplink;
     if (uplink.name === "billing" && sinks.billingBatch !== undefined) {
       billing.push(i);
       continue;
     }
-    if (failed) {
+    if (failedGateways.has(uplink.gatewayId)) {
       outcome[i] = notTried;
       continue;
     }
@@ -180,9 +186,10 @@ async function deliverAll(sinks: IngestSinks, accepted: readonly AcceptedUplink[
       await deliver(sinks, uplink);
     } catch (error) {
       outcome[i] = error;
-      failed = true;
+      failedGateways.add(uplink.gatewayId);
     }
   }
+  billing.sort((a, b) => a - b);
   if (billing.length > 0 && sinks.billingBatch !== undefined) {
     const items = billing.map((i): BillingItem => {
       const uplink = accepted[i] as AcceptedUplink;
@@ -213,11 +220,30 @@ export function createPipeline<T extends UplinkItem>(options: PipelineOptions<T>
   const lingerMs = options.batch?.lingerMs ?? 8;
 
   async function storeBatch(items: T[]): Promise<void> {
+    let judged = false;
+    try {
+      await judgeBatch(items, (verdicts) => {
+        judged = true;
+        judge(verdicts);
+      });
+    } catch (error) {
+      // Something outside the sinks threw (the dedupe file, say): every message still gets an answer — not stored,
+      // so its connection is closed and the gateway resends — instead of hanging until the keepalive.
+      counters.sinkErrors += items.length;
+      log.error({ err: error, messages: items.length }, "ingest: batch failed outside the sinks; left unacknowledged to be sent again");
+      if (!judged) judge(items.map((item) => ({ item, verdict: { kind: "failed", error } })));
+    }
+  }
+
+  async function judgeBatch(items: T[], answer: (verdicts: { item: T; verdict: UplinkVerdict }[]) => void): Promise<void> {
     // By position in the batch: verdicts are handed back in arrival order, so PUBACKs go out in the order the
     // PUBLISHes came in (MQTT 3.1.1 §4.6, MQTT-4.6.0-2).
     const verdicts: UplinkVerdict[] = items.map(() => HELD);
     const accepted: { readonly index: number; readonly uplink: AcceptedUplink }[] = [];
-    const inBatch = new Set<string>();
+    // A second copy of a message in the same batch (resent on a new connection while the first still waited) is a
+    // duplicate only if its first copy is stored; otherwise it shares the first copy's fate and is resent again.
+    const firstCopy = new Map<string, number>();
+    const laterCopies: { readonly index: number; readonly first: number }[] = [];
     for (const [index, item] of items.entries()) {
       if (stale(item)) {
         counters.held++;
@@ -235,12 +261,18 @@ export function createPipeline<T extends UplinkItem>(options: PipelineOptions<T>
       const { gatewayId, seq } = routed;
       if (seq !== undefined) {
         const key = `${gatewayId}\u0000${seq}`;
-        if (inBatch.has(key) || dedupe.seen(gatewayId, seq)) {
+        const first = firstCopy.get(key);
+        if (first !== undefined) {
+          counters.duplicates++;
+          laterCopies.push({ index, first });
+          continue;
+        }
+        if (dedupe.seen(gatewayId, seq)) {
           counters.duplicates++;
           verdicts[index] = DUPLICATE;
           continue;
         }
-        inBatch.add(key);
+        firstCopy.set(key, index);
       }
       accepted.push({ index, uplink: routed });
     }
@@ -282,7 +314,11 @@ export function createPipeline<T extends UplinkItem>(options: PipelineOptions<T>
       counters.sinkErrors += failures;
       log.error({ err: firstError, failed: failures, of: accepted.length }, "ingest: sink failed; message(s) left unacknowledged to be sent again");
     }
-    judge(items.map((item, i) => ({ item, verdict: verdicts[i] ?? HELD })));
+    for (const { index, first } of laterCopies) {
+      const firstVerdict = verdicts[first] ?? HELD;
+      verdicts[index] = firstVerdict.kind === "stored" ? DUPLICATE : firstVerdict;
+    }
+    answer(items.map((item, i) => ({ item, verdict: verdicts[i] ?? HELD })));
   }
 
   // A fire alarm does not wait for company (invariant 6: it reaches the command room in well under a second).
