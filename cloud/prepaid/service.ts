@@ -231,10 +231,12 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     let otherGrantsFen = 0;
     for (const other of registry.metersOfHousehold(meter.householdId)) {
       if (other.meterId === meter.meterId) continue;
-      const otherGrant = registry.lastGrant(other.meterId);
+      // The highest limit the other meter's gateway may be enforcing, not merely the last one sent: a lowered grant
+      // that has not reached an offline gateway leaves the higher one in force there.
+      const otherLimitWh = registry.highestLimitInForceWh(other.meterId);
       const otherCharge = await ledger.loadChargeState(other.meterId);
-      if (otherGrant === undefined || otherCharge === undefined) continue;
-      otherGrantsFen += outstandingGrantFen(otherGrant.limitWh, otherCharge.state.lastRegisterWh, registry.tariffSchedule(other.tariffId), nowMs);
+      if (otherLimitWh === undefined || otherCharge === undefined) continue;
+      otherGrantsFen += outstandingGrantFen(otherLimitWh, otherCharge.state.lastRegisterWh, registry.tariffSchedule(other.tariffId), nowMs);
     }
     const balanceFen = await ledger.balance(householdAccountId(meter.householdId));
     const last = registry.lastGrant(meter.meterId);

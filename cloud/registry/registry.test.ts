@@ -66,4 +66,18 @@ describe("registry", () => {
     expect(registry.lastGrant("m1")).toMatchObject({ grantSeq: 2, ackStatus: "done" });
     expect(registry.recordCommandAck("cmd-unknown-1", "done", undefined, 5)).toBeUndefined();
   });
+
+  it("answers the highest limit a gateway may still enforce: the last grant confirmed done and any sent after it", () => {
+    registry.addMeter({ meterId: "m1", gatewayId: "gw-1", householdId: "h1", tariffId: "flat", initialWh: 100 });
+    expect(registry.highestLimitInForceWh("m1")).toBeUndefined();
+    const g = { meterId: "m1", registerWh: 100, gatewayId: "gw-1", issuedAtMs: 1, expiresAtMs: 2 };
+    registry.recordGrant({ ...g, limitWh: 500, commandId: "cmd-00000001" });
+    registry.recordCommandAck("cmd-00000001", "done", undefined, 3);
+    registry.recordGrant({ ...g, limitWh: 900, commandId: "cmd-00000002" });
+    registry.recordGrant({ ...g, limitWh: 600, commandId: "cmd-00000003" });
+    // The 900 grant may have arrived and the lowered 600 not yet (the gateway is offline).
+    expect(registry.highestLimitInForceWh("m1")).toBe(900);
+    registry.recordCommandAck("cmd-00000003", "done", undefined, 4);
+    expect(registry.highestLimitInForceWh("m1")).toBe(600);
+  });
 });
