@@ -13,17 +13,13 @@ import { userPatchSchema, type UserView } from "../../auth/user-schema.js";
 import type { CoreRouteDeps } from "../app.js";
 import { forbidden, HttpProblem, notFound } from "../problem.js";
 import { addRoute } from "../route.js";
+import { meSchema } from "./auth.js";
 
 const TAGS = ["users"];
 const USER_BODY_LIMIT_BYTES = 8192;
 
-export const userViewSchema = z.object({
-  userId: z.string(),
-  name: z.string(),
-  roles: z.array(z.enum(ROLES)),
-  villageIds: z.array(z.string()),
-  householdId: z.string().optional(),
-  jurisdictionIds: z.array(z.string()),
+/** A user as the API shows one: who they are and their scope (auth.ts's meSchema), plus the account's state. */
+export const userViewSchema = meSchema.extend({
   disabled: z.boolean(),
   createdAtMs: z.int(),
   updatedAtMs: z.int(),

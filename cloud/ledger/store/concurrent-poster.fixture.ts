@@ -3,27 +3,11 @@
 // content of key i depends on i only, so two workers with overlapping ranges post the same entries.
 
 import { writeSync } from "node:fs";
-import type { LedgerEntry } from "./ledger.js";
+import { contendedEntry } from "./contended-entry.fixture.js";
 import { openSqliteLedger } from "./sqlite-ledger.js";
 
 const [path, fromArg, toArg] = process.argv.slice(2);
 if (path === undefined || fromArg === undefined || toArg === undefined) throw new Error("usage: concurrent-poster.fixture.ts <path> <from> <to>");
-
-function contendedEntry(i: number): LedgerEntry {
-  const fen = i % 2 === 0 ? 1_000 + i : 1 + (i % 97);
-  const [from, to] = i % 2 === 0 ? ["pay", "hh-1"] : ["hh-1", "rev"];
-  return {
-    idempotencyKey: `k/${i}`,
-    kind: i % 2 === 0 ? "top-up" : "charge",
-    lines: [
-      { accountId: from, amountFen: -fen },
-      { accountId: to, amountFen: fen },
-    ],
-    memo: `entry ${i}`,
-    actor: "test:concurrent",
-    atMs: 1_751_000_000_000 + i,
-  };
-}
 
 const ledger = openSqliteLedger({ path, busyTimeoutMs: 30_000 });
 for (let i = Number(fromArg); i < Number(toArg); i++) {

@@ -10,6 +10,7 @@ import { METER_DAYS_POSTGRES_SCHEMA_SQL } from "../../subsidy/postgres-usage-sou
 import { chargedFen, chargesFor, emptyChargeState } from "../charges.js";
 import type { Tariff } from "../tariff.js";
 import { chargeEntry } from "./charge-entries.js";
+import { contendedEntry } from "./contended-entry.fixture.js";
 import { runLedgerContract } from "./ledger.contract.js";
 import type { Account, ApplyChargesBatchItem, Ledger, LedgerEntry } from "./ledger.js";
 import { openPostgresLedger, type PostgresLedger } from "./postgres-ledger.js";
@@ -62,23 +63,6 @@ const ACCOUNTS: readonly Account[] = [
 const T0 = 1_751_000_000_000;
 const FLAT: readonly Tariff[] = [{ tariffId: "t1", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: 5283 } }];
 const CHARGE_ACCOUNTS = { householdAccountId: "hh-1", revenueAccountId: "rev" };
-
-/** Key i always has the same content, so two writers posting the same i post the same entry. */
-function contended(i: number): LedgerEntry {
-  const fen = i % 2 === 0 ? 1_000 + i : 1 + (i % 97);
-  const [from, to] = i % 2 === 0 ? ["pay", "hh-1"] : ["hh-1", "rev"];
-  return {
-    idempotencyKey: `k/${i}`,
-    kind: i % 2 === 0 ? "top-up" : "charge",
-    lines: [
-      { accountId: from, amountFen: -fen },
-      { accountId: to, amountFen: fen },
-    ],
-    memo: `entry ${i}`,
-    actor: "test:concurrent",
-    atMs: T0 + i,
-  };
-}
 
 const hhDelta = (entry: LedgerEntry): number => entry.lines.find((l) => l.accountId === "hh-1")?.amountFen ?? 0;
 
@@ -163,7 +147,7 @@ describe("PostgreSQL ledger on a shared server", () => {
         const meterId = `m-${tag}-${k}`;
         const meter = chargesFor(emptyChargeState(), [{ type: "meter-installed", meterId, atMs: T0, initialWh: 0 }], FLAT).state.meters[meterId];
         if (meter === undefined) throw new Error("no meter state");
-        return { meterId, input: { expectedRevision: 0, state: meter, entries: [contended(k)] } };
+        return { meterId, input: { expectedRevision: 0, state: meter, entries: [contendedEntry(k)] } };
       });
     try {
       for (let round = 0; round < 10 && (await deadlocks()) === 0; round++) {
@@ -257,7 +241,7 @@ describe("PostgreSQL ledger on a shared server", () => {
   it("reads int8 values up to 2^53 − 1 back exactly", async () => {
     const { ledgers } = await freshLedgers(1);
     const [ledger] = ledgers as [PostgresLedger];
-    await ledger.post({ ...contended(0), lines: [{ accountId: "pay", amountFen: -Number.MAX_SAFE_INTEGER }, { accountId: "hh-1", amountFen: Number.MAX_SAFE_INTEGER }] });
+    await ledger.post({ ...contendedEntry(0), lines: [{ accountId: "pay", amountFen: -Number.MAX_SAFE_INTEGER }, { accountId: "hh-1", amountFen: Number.MAX_SAFE_INTEGER }] });
     expect(await ledger.balance("hh-1")).toBe(Number.MAX_SAFE_INTEGER);
     expect(await ledger.balance("pay")).toBe(-Number.MAX_SAFE_INTEGER);
     await closeAll(ledgers);
@@ -268,7 +252,7 @@ describe("PostgreSQL ledger on a shared server", () => {
       fc.asyncProperty(fc.array(fc.record({ key: fc.integer({ min: 0, max: 59 }), pool: fc.integer({ min: 0, max: 1 }) }), { minLength: 1, maxLength: 80 }), async (ops) => {
         const { url, ledgers } = await freshLedgers(2, { poolSize: 6 });
         try {
-          const results = await Promise.all(ops.map(async (op) => ({ key: op.key, result: await (ledgers[op.pool] as Ledger).post(contended(op.key)) })));
+          const results = await Promise.all(ops.map(async (op) => ({ key: op.key, result: await (ledgers[op.pool] as Ledger).post(contendedEntry(op.key)) })));
           const distinct = [...new Set(ops.map((op) => op.key))];
           // Exactly one writer of each key created it; every other got the same posting back as a duplicate.
           for (const key of distinct) {
@@ -276,7 +260,7 @@ describe("PostgreSQL ledger on a shared server", () => {
             expect(mine.filter((r) => !r.result.duplicate)).toHaveLength(1);
             expect(new Set(mine.map((r) => r.result.postingId)).size).toBe(1);
           }
-          const expected = distinct.reduce((sum, key) => sum + hhDelta(contended(key)), 0);
+          const expected = distinct.reduce((sum, key) => sum + hhDelta(contendedEntry(key)), 0);
           const ledger = ledgers[0] as Ledger;
           expect(await ledger.balance("hh-1")).toBe(expected);
           const statement = await ledger.statement("hh-1", 0, Number.MAX_SAFE_INTEGER);
@@ -331,7 +315,7 @@ describe("PostgreSQL ledger on a shared server", () => {
     const poster = async (ledger: Ledger, from: number): Promise<void> => {
       for (let i = from; i < from + 150; i++) {
         try {
-          const r = await ledger.post(contended(i));
+          const r = await ledger.post(contendedEntry(i));
           acknowledged.push({ key: `k/${i}`, postingId: r.postingId });
         } catch {
           // Killed: not acknowledged, so it may or may not be there; it must not be there in part.
