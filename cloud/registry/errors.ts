@@ -8,6 +8,8 @@ export const REGISTRY_ERROR_CODES = {
   EXISTS: "REGISTRY_ALREADY_EXISTS",
   SCHEMA_TOO_NEW: "REGISTRY_SCHEMA_TOO_NEW",
   SCHEMA_MISMATCH: "REGISTRY_SCHEMA_MISMATCH",
+  /** A stored integer (ms, Wh, fen) outside ±(2^53 − 1) on PostgreSQL: refused rather than rounded. */
+  NON_INTEGER: "REGISTRY_NON_INTEGER_VALUE",
 } as const;
 export type RegistryErrorCode = (typeof REGISTRY_ERROR_CODES)[keyof typeof REGISTRY_ERROR_CODES];
 

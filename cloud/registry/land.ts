@@ -1,14 +1,15 @@
 // The registry's land and policy tables (migration 2): plots (地块) with their crop history, the plot a meter's pump
 // irrigates, and versioned village policies; plus the listings the HTTP API pages through. Kept apart from
-// registry.ts so each file owns one concern; registry.ts mixes these methods into the Registry it returns.
+// registry.ts so each file owns one concern; registry.ts mixes these methods into the Registry it returns. The row
+// shapes, mappers and checks exported here are shared with the PostgreSQL engine (postgres-land.ts).
 
 import type Database from "better-sqlite3";
 import { z } from "zod";
 import { deviceIdSchema } from "../../protocols/mqtt/messages.js";
-import { issuesToText } from "../../protocols/validation.js";
 import { checkPolicySchedule, policyAt, villagePolicySchema, type VillagePolicy, type VillagePolicyBody } from "../prepaid/village-policy.js";
 import { isUniqueViolation } from "../sqlite.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
+import { cropFromMsSchema, litresPerKwhSchema, parseInput as parse, recordedBySchema } from "./registry-input.js";
 
 /** A crop code: rice, wheat, maize, tea, seedlings, vegetables … (the subsidy policy says which count as grain). */
 export const cropSchema = z.string().regex(/^[a-z][a-z0-9-]{1,31}$/, "a crop is a lowercase code such as rice, wheat, maize, tea");
@@ -83,13 +84,8 @@ export interface LandMethods {
   villagePolicyAt(villageId: string, atMs: number): VillagePolicyBody;
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(input);
-  if (!result.success) throw new RegistryError(C.INVALID, `${what} is invalid:\n${issuesToText(result.error.issues)}`);
-  return result.data;
-}
-
-interface PlotRow {
+/** A plot joined with its household's village, as both engines read it. */
+export interface PlotRow {
   plot_id: string;
   household_id: string;
   village_id: string;
@@ -99,10 +95,10 @@ interface PlotRow {
   lon_e6: number | null;
 }
 
-const PLOT_SELECT = `SELECT p.plot_id, p.household_id, h.village_id, p.name, p.area_milli_mu, p.lat_e6, p.lon_e6
+export const PLOT_SELECT = `SELECT p.plot_id, p.household_id, h.village_id, p.name, p.area_milli_mu, p.lat_e6, p.lon_e6
   FROM registry_plots p JOIN registry_households h ON h.household_id = p.household_id`;
 
-function toPlot(r: PlotRow): Plot {
+export function toPlot(r: PlotRow): Plot {
   return {
     plotId: r.plot_id,
     householdId: r.household_id,
@@ -114,27 +110,85 @@ function toPlot(r: PlotRow): Plot {
   };
 }
 
+export interface CropRow {
+  plot_id: string;
+  effective_from_ms: number;
+  crop: string;
+  recorded_by: string;
+}
+
+export function toCrop(r: CropRow): CropRecord {
+  return { plotId: r.plot_id, effectiveFromMs: r.effective_from_ms, crop: r.crop, recordedBy: r.recorded_by };
+}
+
+/** A crop record's fields, checked before any row is written. */
+export function checkCrop(crop: string, effectiveFromMs: number, recordedBy: string): void {
+  parse(cropSchema, crop, "crop");
+  parse(cropFromMsSchema, effectiveFromMs, "crop effectiveFromMs");
+  parse(recordedBySchema, recordedBy, "recordedBy");
+}
+
+export function cropExists(plotId: string, effectiveFromMs: number): RegistryError {
+  return new RegistryError(C.EXISTS, `plot ${plotId} already has a crop from ${new Date(effectiveFromMs).toISOString()}`);
+}
+
+export function checkLitresPerKwh(litresPerKwh: number | undefined): void {
+  if (litresPerKwh !== undefined) parse(litresPerKwhSchema, litresPerKwh, "litresPerKwh");
+}
+
+/** A meter may irrigate only a plot of its own household. */
+export function checkMeterPlotHousehold(meterId: string, meterHouseholdId: string, plot: Plot): void {
+  if (meterHouseholdId !== plot.householdId) {
+    throw new RegistryError(C.INVALID, `meter ${meterId} belongs to household ${meterHouseholdId}, plot ${plot.plotId} to ${plot.householdId}`);
+  }
+}
+
+export function toMeterPlot(r: { plot_id: string | null; litres_per_kwh: number | null }): { plotId?: string; litresPerKwh?: number } {
+  return { ...(r.plot_id === null ? {} : { plotId: r.plot_id }), ...(r.litres_per_kwh === null ? {} : { litresPerKwh: r.litres_per_kwh }) };
+}
+
+export interface PolicyRow {
+  village_id: string;
+  version: number;
+  effective_from_ms: number;
+  policy_json: string;
+}
+
+export function toPolicy(r: PolicyRow): VillagePolicy {
+  return parse(villagePolicySchema, { villageId: r.village_id, version: r.version, effectiveFrom: r.effective_from_ms, policy: JSON.parse(r.policy_json) as unknown }, `stored policy ${r.village_id}@v${r.version}`);
+}
+
+/** The version `p` may join the village's stored `versions`, or REGISTRY_INVALID_INPUT saying why not. */
+export function checkPolicyJoins(versions: readonly VillagePolicy[], p: VillagePolicy): void {
+  const problem = checkPolicySchedule([...versions, p]);
+  if (problem !== undefined) throw new RegistryError(C.INVALID, `village policy ${p.villageId}@v${p.version}: ${problem}`);
+}
+
+export type GatewayListRow = { gateway_id: string; village_id: string | null; enabled: number };
+
+export const toGatewayRow = (r: GatewayListRow): GatewayRow =>
+  r.village_id === null ? { gatewayId: r.gateway_id, enabled: r.enabled === 1 } : { gatewayId: r.gateway_id, villageId: r.village_id, enabled: r.enabled === 1 };
+
 export function landMethods(db: Database.Database, now: () => number): LandMethods {
   const q = {
     plot: db.prepare<[string], PlotRow>(`${PLOT_SELECT} WHERE p.plot_id = ?`),
     plotsOfHousehold: db.prepare<[string], PlotRow>(`${PLOT_SELECT} WHERE p.household_id = ? ORDER BY p.plot_id`),
     plotsOfVillage: db.prepare<[string], PlotRow>(`${PLOT_SELECT} WHERE h.village_id = ? ORDER BY p.plot_id`),
-    crops: db.prepare<[string], { plot_id: string; effective_from_ms: number; crop: string; recorded_by: string }>(
+    crops: db.prepare<[string], CropRow>(
       "SELECT plot_id, effective_from_ms, crop, recorded_by FROM registry_plot_crops WHERE plot_id = ? ORDER BY effective_from_ms",
     ),
     cropAt: db.prepare<[string, number], { crop: string }>(
       "SELECT crop FROM registry_plot_crops WHERE plot_id = ? AND effective_from_ms <= ? ORDER BY effective_from_ms DESC LIMIT 1",
     ),
-    policies: db.prepare<[string], { village_id: string; version: number; effective_from_ms: number; policy_json: string }>(
+    policies: db.prepare<[string], PolicyRow>(
       "SELECT village_id, version, effective_from_ms, policy_json FROM registry_village_policies WHERE village_id = ? ORDER BY version",
     ),
     village: db.prepare<[string], { village_id: string; name: string }>("SELECT village_id, name FROM registry_villages WHERE village_id = ?"),
-    gateway: db.prepare<[string], { gateway_id: string; village_id: string | null; enabled: number }>(
+    gateway: db.prepare<[string], GatewayListRow>(
       "SELECT gateway_id, village_id, enabled FROM registry_gateways WHERE gateway_id = ?",
     ),
   };
-  const toGateway = (r: { gateway_id: string; village_id: string | null; enabled: number }): GatewayRow =>
-    r.village_id === null ? { gatewayId: r.gateway_id, enabled: r.enabled === 1 } : { gatewayId: r.gateway_id, villageId: r.village_id, enabled: r.enabled === 1 };
+  const toGateway = toGatewayRow;
 
   function requirePlot(plotId: string): Plot {
     const row = q.plot.get(plotId);
@@ -143,9 +197,7 @@ export function landMethods(db: Database.Database, now: () => number): LandMetho
   }
 
   function insertCrop(plotId: string, crop: string, effectiveFromMs: number, recordedBy: string): CropRecord {
-    parse(cropSchema, crop, "crop");
-    parse(z.int().min(0), effectiveFromMs, "crop effectiveFromMs");
-    parse(z.string().min(1).max(64), recordedBy, "recordedBy");
+    checkCrop(crop, effectiveFromMs, recordedBy);
     try {
       db.prepare("INSERT INTO registry_plot_crops (plot_id, effective_from_ms, crop, recorded_by, created_at_ms) VALUES (?, ?, ?, ?, ?)").run(
         plotId,
@@ -155,16 +207,14 @@ export function landMethods(db: Database.Database, now: () => number): LandMetho
         now(),
       );
     } catch (error) {
-      if (isUniqueViolation(error)) throw new RegistryError(C.EXISTS, `plot ${plotId} already has a crop from ${new Date(effectiveFromMs).toISOString()}`);
+      if (isUniqueViolation(error)) throw cropExists(plotId, effectiveFromMs);
       throw error;
     }
     return { plotId, effectiveFromMs, crop, recordedBy };
   }
 
   function policies(villageId: string): VillagePolicy[] {
-    return q.policies
-      .all(villageId)
-      .map((r) => parse(villagePolicySchema, { villageId: r.village_id, version: r.version, effectiveFrom: r.effective_from_ms, policy: JSON.parse(r.policy_json) as unknown }, `stored policy ${r.village_id}@v${r.version}`));
+    return q.policies.all(villageId).map(toPolicy);
   }
 
   const addPlotTx = db.transaction((p: z.output<typeof plotInputSchema>): void => {
@@ -203,7 +253,7 @@ export function landMethods(db: Database.Database, now: () => number): LandMetho
     },
     gatewaysOfVillage: (villageId) =>
       db
-        .prepare<[string], { gateway_id: string; village_id: string | null; enabled: number }>(
+        .prepare<[string], GatewayListRow>(
           "SELECT gateway_id, village_id, enabled FROM registry_gateways WHERE village_id = ? ORDER BY gateway_id",
         )
         .all(villageId)
@@ -238,28 +288,24 @@ export function landMethods(db: Database.Database, now: () => number): LandMetho
       requirePlot(plotId);
       return insertCrop(plotId, crop, effectiveFromMs, recordedBy);
     },
-    cropHistory: (plotId) => q.crops.all(plotId).map((r) => ({ plotId: r.plot_id, effectiveFromMs: r.effective_from_ms, crop: r.crop, recordedBy: r.recorded_by })),
+    cropHistory: (plotId) => q.crops.all(plotId).map(toCrop),
     cropAt: (plotId, atMs) => q.cropAt.get(plotId, atMs)?.crop,
     bindMeterToPlot(meterId, plotId, litresPerKwh) {
       const plot = requirePlot(plotId);
-      if (litresPerKwh !== undefined) parse(z.int().min(1).max(10_000_000), litresPerKwh, "litresPerKwh");
+      checkLitresPerKwh(litresPerKwh);
       const meter = db.prepare<[string], { household_id: string }>("SELECT household_id FROM registry_meters WHERE meter_id = ?").get(meterId);
       if (meter === undefined) throw new RegistryError(C.UNKNOWN, `no meter ${meterId}`);
-      if (meter.household_id !== plot.householdId) {
-        throw new RegistryError(C.INVALID, `meter ${meterId} belongs to household ${meter.household_id}, plot ${plotId} to ${plot.householdId}`);
-      }
+      checkMeterPlotHousehold(meterId, meter.household_id, plot);
       db.prepare("UPDATE registry_meters SET plot_id = ?, litres_per_kwh = ? WHERE meter_id = ?").run(plotId, litresPerKwh ?? null, meterId);
     },
     meterPlot(meterId) {
       const r = db.prepare<[string], { plot_id: string | null; litres_per_kwh: number | null }>("SELECT plot_id, litres_per_kwh FROM registry_meters WHERE meter_id = ?").get(meterId);
-      if (r === undefined) return undefined;
-      return { ...(r.plot_id === null ? {} : { plotId: r.plot_id }), ...(r.litres_per_kwh === null ? {} : { litresPerKwh: r.litres_per_kwh }) };
+      return r === undefined ? undefined : toMeterPlot(r);
     },
     addVillagePolicy(input) {
       const p = parse(villagePolicySchema, input, "village policy");
       if (q.village.get(p.villageId) === undefined) throw new RegistryError(C.UNKNOWN, `no village ${p.villageId}`);
-      const problem = checkPolicySchedule([...policies(p.villageId), p]);
-      if (problem !== undefined) throw new RegistryError(C.INVALID, `village policy ${p.villageId}@v${p.version}: ${problem}`);
+      checkPolicyJoins(policies(p.villageId), p);
       try {
         db.prepare("INSERT INTO registry_village_policies (village_id, version, effective_from_ms, policy_json, created_at_ms) VALUES (?, ?, ?, ?, ?)").run(
           p.villageId,

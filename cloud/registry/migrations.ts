@@ -2,6 +2,7 @@
 // SQLite file with the ledger (whose schema_migrations it never touches). Same rules as the ledger's: applied in
 // one BEGIN IMMEDIATE transaction, idempotent, refusing a file migrated by newer or other code. Never edit a
 // released migration: add the next one. STRICT tables keep a float out of every INTEGER column (invariant 1).
+// The PostgreSQL engine's schema is postgres-registry-migrations.ts; a change here needs its twin there.
 
 import type Database from "better-sqlite3";
 import type { VersionedMigration } from "../schema-migrations.js";

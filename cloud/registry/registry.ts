@@ -1,8 +1,11 @@
-// The cloud's registry on SQLite (better-sqlite3, WAL): villages, households, gateways and cloud clients (with scrypt
-// secret hashes), meters, versioned tariffs, the per-meter credit grants and their acks, top-up notices, and the
-// uplinks that have no store of their own yet. It may share one file with the ledger (its tables are prefixed and it
-// has its own migrations table). Inputs are checked with zod at this boundary and refused with a RegistryError
-// naming the field. Synchronous, like better-sqlite3: the broker reads a cached snapshot, never this per packet.
+// The cloud's registry: villages, households, gateways and cloud clients (with scrypt secret hashes), meters,
+// versioned tariffs, the per-meter credit grants and their acks, top-up notices, and the uplinks that have no store of
+// their own yet (land.ts adds plots, crops and village policies). Two engines behind one port, `Registry`: this file's
+// SQLite engine (better-sqlite3, WAL; it may share one file with the ledger: its tables are prefixed and it has its
+// own migrations table), and postgres-registry.ts when the cloud runs on PostgreSQL; open-registry.ts chooses, and
+// registry.contract.ts holds both to the same behaviour. Inputs are checked with zod at this boundary
+// (registry-input.ts) and refused with a RegistryError naming the field. The SQLite operations are synchronous, like
+// better-sqlite3, and reach the cloud as settled Promises; the broker reads a cached snapshot, never this per packet.
 
 import { isUniqueViolation, openDurableDatabase } from "../sqlite.js";
 import { z } from "zod";
@@ -10,11 +13,19 @@ import type { CloudClientRecord, CloudRole, GatewayRecord, RegistrySnapshot } fr
 import { parseSecretHash } from "../broker/secrets.js";
 import { findProfile } from "../../protocols/profiles/index.js";
 import { deviceIdSchema, friendlyPeriodSchema, gatewayIdSchema, warnAtWhSchema, type FriendlyPeriod } from "../../protocols/mqtt/messages.js";
-import { issuesToText } from "../../protocols/validation.js";
 import { tariffScheduleSchema, tariffSchema, type Tariff } from "../ledger/tariff.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
 import { landMethods, type LandMethods } from "./land.js";
 import { migrateRegistry } from "./migrations.js";
+import {
+  commandAckInputSchema,
+  gatewayStatusInputSchema,
+  newGrantSchema,
+  noticeCursorSchema,
+  parseInput as parse,
+  topUpNoticeInputSchema,
+  uplinkInputSchema,
+} from "./registry-input.js";
 
 const entityIdSchema = deviceIdSchema;
 const nameSchema = z.string().min(1).max(200);
@@ -123,8 +134,12 @@ export interface TopUpNotice {
   readonly postingId: number;
 }
 
-export interface Registry extends LandMethods {
-  readonly path: string;
+/**
+ * The registry's operations, described once. The SQLite engine implements them synchronously (better-sqlite3);
+ * the cloud uses them through `Registry`, the same operations each returning a Promise, which the PostgreSQL engine
+ * (postgres-registry.ts) implements too — so both run one contract suite (registry.contract.ts).
+ */
+export interface RegistryOperations extends LandMethods {
   addVillage(input: VillageInput): void;
   addHousehold(input: HouseholdInput): Household;
   getHousehold(householdId: string): Household | undefined;
@@ -145,7 +160,11 @@ export interface Registry extends LandMethods {
    * sent after it (any of them may have arrived). Undefined when no grant was ever sent.
    */
   highestLimitInForceWh(meterId: string): number | undefined;
-  /** Allocates the next grant_seq for the meter and stores the grant, in one transaction. */
+  /**
+   * Allocates the next grant_seq for the meter and stores the grant, in one transaction (serialised per meter, so
+   * concurrent callers get distinct consecutive seqs). Refuses an unknown meter (UNKNOWN) and a reused command id
+   * (EXISTS).
+   */
   recordGrant(grant: NewGrant): GrantRecord;
   /** Returns the grant the ack answers, or undefined when the command id is not a grant's. */
   recordCommandAck(commandId: string, status: string, reason: string | undefined, atMs: number): GrantRecord | undefined;
@@ -160,19 +179,48 @@ export interface Registry extends LandMethods {
   close(): void;
 }
 
+/** Each operation of T returning a Promise of what it returned. */
+export type Promised<T> = { [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : T[K] };
+
+export type RegistryKind = "sqlite" | "postgres";
+
+/** The registry port the cloud uses, on either engine. */
+export type Registry = Promised<RegistryOperations> & {
+  readonly kind: RegistryKind;
+  /** Where: the SQLite path, or the PostgreSQL URL without its password. */
+  readonly target: string;
+};
+
+/** The SQLite registry behind the port: each synchronous operation answered as an already settled Promise; a throw
+ * becomes a rejection, so callers see one error path on both engines. */
+function promised(ops: RegistryOperations, target: string): Registry {
+  const port: Record<string, unknown> = { kind: "sqlite", target };
+  for (const [name, value] of Object.entries(ops)) {
+    if (typeof value !== "function") {
+      port[name] = value;
+      continue;
+    }
+    const operation = value as (...a: unknown[]) => unknown;
+    // Run now, as the synchronous call did (callers may rely on the write having happened before they await).
+    port[name] = (...args: unknown[]): Promise<unknown> => {
+      try {
+        return Promise.resolve(operation(...args));
+      } catch (error) {
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+  }
+  return port as unknown as Registry;
+}
+
 export interface RegistryOptions {
   readonly path: string;
   readonly now?: () => number;
   readonly busyTimeoutMs?: number;
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const result = schema.safeParse(input);
-  if (!result.success) throw new RegistryError(C.INVALID, `${what} is invalid:\n${issuesToText(result.error.issues)}`);
-  return result.data;
-}
-
-function checkHash(secretHash: string): void {
+/** A secret hash in secrets.ts's encoding, never a plaintext secret. */
+export function checkSecretHash(secretHash: string): void {
   try {
     parseSecretHash(secretHash);
   } catch (error) {
@@ -180,7 +228,8 @@ function checkHash(secretHash: string): void {
   }
 }
 
-interface MeterRow {
+/** A registry_meters row as both engines read it (SQL names, integers as numbers, JSON as text). */
+export interface MeterRow {
   meter_id: string;
   gateway_id: string;
   household_id: string;
@@ -191,7 +240,8 @@ interface MeterRow {
   profile_id: string | null;
   relay_json: string | null;
 }
-interface GrantRow {
+/** A registry_grants row as both engines read it. */
+export interface GrantRow {
   meter_id: string;
   grant_seq: number;
   limit_wh: number;
@@ -206,7 +256,7 @@ interface GrantRow {
   warn_json: string | null;
 }
 
-function toMeter(r: MeterRow): Meter {
+export function toMeter(r: MeterRow): Meter {
   return {
     meterId: r.meter_id,
     gatewayId: r.gateway_id,
@@ -220,9 +270,9 @@ function toMeter(r: MeterRow): Meter {
   };
 }
 
-const METER_COLUMNS = "meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect, unit_id, profile_id, relay_json";
+export const METER_COLUMNS = "meter_id, gateway_id, household_id, tariff_id, initial_wh, reconnect, unit_id, profile_id, relay_json";
 
-function toGrant(r: GrantRow): GrantRecord {
+export function toGrant(r: GrantRow): GrantRecord {
   return {
     meterId: r.meter_id,
     grantSeq: r.grant_seq,
@@ -239,7 +289,57 @@ function toGrant(r: GrantRow): GrantRecord {
   };
 }
 
+export interface TariffRow {
+  tariff_id: string;
+  version: number;
+  effective_from_ms: number;
+  prices_json: string;
+}
+
+/** A stored tariff version, checked again on the way out: a hand-edited row is refused, not charged at. */
+export function toTariff(r: TariffRow): Tariff {
+  return parse(tariffSchema, { tariffId: r.tariff_id, version: r.version, effectiveFrom: r.effective_from_ms, prices: JSON.parse(r.prices_json) as unknown }, `stored tariff ${r.tariff_id}@v${r.version}`);
+}
+
+/** The tariff version `t` may join `schedule` (what is stored for its tariff id), or REGISTRY_INVALID_INPUT. */
+export function checkTariffJoins(schedule: readonly Tariff[], t: Tariff): void {
+  parse(tariffScheduleSchema, [...schedule, t], `tariff schedule ${t.tariffId} with v${t.version}`);
+}
+
+export type CheckedGrant = z.output<typeof newGrantSchema>;
+
+/** The grant's optional parts as stored: no friendly periods (absent or empty) and no stages are NULL. */
+export function grantJsonColumns(g: CheckedGrant): { friendlyJson: string | null; warnJson: string | null } {
+  return {
+    friendlyJson: g.friendlyPeriods === undefined || g.friendlyPeriods.length === 0 ? null : JSON.stringify(g.friendlyPeriods),
+    warnJson: g.warnAtWh === undefined ? null : JSON.stringify(g.warnAtWh),
+  };
+}
+
+/** What recordGrant answers: the grant as it will read back from lastGrant. */
+export function grantRecordOf(g: CheckedGrant, grantSeq: number): GrantRecord {
+  const { friendlyPeriods, warnAtWh, ...rest } = g;
+  return {
+    ...rest,
+    grantSeq,
+    ...(friendlyPeriods === undefined || friendlyPeriods.length === 0 ? {} : { friendlyPeriods }),
+    ...(warnAtWh === undefined ? {} : { warnAtWh }),
+  };
+}
+
+export const GRANT_COLUMNS = "meter_id, grant_seq, limit_wh, register_wh, command_id, gateway_id, issued_at_ms, expires_at_ms, ack_status, ack_reason, friendly_json, warn_json";
+
+/** An ack is final unless it is "accepted": a late "accepted" never overwrites "done", "rejected" or "failed". */
+export function isFinalAck(status: string): boolean {
+  return status !== "accepted";
+}
+
 export function openRegistry(options: RegistryOptions): Registry {
+  return promised(openSqliteRegistryOperations(options), options.path);
+}
+
+/** The SQLite engine's synchronous operations (tests of SQLite-only behaviour, and the port above). */
+export function openSqliteRegistryOperations(options: RegistryOptions): RegistryOperations {
   const now = options.now ?? Date.now;
   const db = openDurableDatabase(options.path, options.busyTimeoutMs ?? 10_000, (d) => migrateRegistry(d, now()));
 
@@ -251,15 +351,15 @@ export function openRegistry(options: RegistryOptions): Registry {
     gateway: db.prepare<[string], { gateway_id: string }>("SELECT gateway_id FROM registry_gateways WHERE gateway_id = ?"),
     gateways: db.prepare<[], { gateway_id: string; secret_hash: string; enabled: number }>("SELECT gateway_id, secret_hash, enabled FROM registry_gateways"),
     cloudClients: db.prepare<[], { username: string; role: CloudRole; secret_hash: string }>("SELECT username, role, secret_hash FROM registry_cloud_clients"),
-    tariffs: db.prepare<[string], { tariff_id: string; version: number; effective_from_ms: number; prices_json: string }>(
+    tariffs: db.prepare<[string], TariffRow>(
       "SELECT tariff_id, version, effective_from_ms, prices_json FROM registry_tariffs WHERE tariff_id = ? ORDER BY version",
     ),
     meter: db.prepare<[string], MeterRow>(`SELECT ${METER_COLUMNS} FROM registry_meters WHERE meter_id = ?`),
     metersOf: db.prepare<[string], MeterRow>(
       `SELECT ${METER_COLUMNS} FROM registry_meters WHERE household_id = ? ORDER BY meter_id`,
     ),
-    lastGrant: db.prepare<[string], GrantRow>("SELECT * FROM registry_grants WHERE meter_id = ? ORDER BY grant_seq DESC LIMIT 1"),
-    grantByCommand: db.prepare<[string], GrantRow>("SELECT * FROM registry_grants WHERE command_id = ?"),
+    lastGrant: db.prepare<[string], GrantRow>(`SELECT ${GRANT_COLUMNS} FROM registry_grants WHERE meter_id = ? ORDER BY grant_seq DESC LIMIT 1`),
+    grantByCommand: db.prepare<[string], GrantRow>(`SELECT ${GRANT_COLUMNS} FROM registry_grants WHERE command_id = ?`),
   };
 
   function requireRow(found: unknown, what: string): void {
@@ -276,38 +376,23 @@ export function openRegistry(options: RegistryOptions): Registry {
   }
 
   function schedule(tariffId: string): Tariff[] {
-    return q.tariffs.all(tariffId).map((r) => parse(tariffSchema, { tariffId: r.tariff_id, version: r.version, effectiveFrom: r.effective_from_ms, prices: JSON.parse(r.prices_json) as unknown }, `stored tariff ${r.tariff_id}@v${r.version}`));
+    return q.tariffs.all(tariffId).map(toTariff);
   }
 
-  const recordGrantTx = db.transaction((g: NewGrant): GrantRecord => {
-    const last = q.lastGrant.get(g.meterId);
-    const grantSeq = (last?.grant_seq ?? 0) + 1;
-    db.prepare(
+  const recordGrantTx = db.transaction((g: CheckedGrant): GrantRecord => {
+    requireRow(q.meter.get(g.meterId), `meter ${g.meterId}`);
+    const grantSeq = (q.lastGrant.get(g.meterId)?.grant_seq ?? 0) + 1;
+    const { friendlyJson, warnJson } = grantJsonColumns(g);
+    insert(
       "INSERT INTO registry_grants (meter_id, grant_seq, limit_wh, register_wh, command_id, gateway_id, issued_at_ms, expires_at_ms, friendly_json, warn_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    ).run(
-      g.meterId,
-      grantSeq,
-      g.limitWh,
-      g.registerWh,
-      g.commandId,
-      g.gatewayId,
-      g.issuedAtMs,
-      g.expiresAtMs,
-      g.friendlyPeriods === undefined || g.friendlyPeriods.length === 0 ? null : JSON.stringify(g.friendlyPeriods),
-      g.warnAtWh === undefined ? null : JSON.stringify(g.warnAtWh),
+      [g.meterId, grantSeq, g.limitWh, g.registerWh, g.commandId, g.gatewayId, g.issuedAtMs, g.expiresAtMs, friendlyJson, warnJson],
+      `a grant with command id ${g.commandId}`,
     );
-    const { friendlyPeriods, warnAtWh, ...rest } = g;
-    return {
-      ...rest,
-      grantSeq,
-      ...(friendlyPeriods === undefined || friendlyPeriods.length === 0 ? {} : { friendlyPeriods }),
-      ...(warnAtWh === undefined ? {} : { warnAtWh }),
-    };
+    return grantRecordOf(g, grantSeq);
   });
 
   return {
     ...landMethods(db, now),
-    path: options.path,
     addVillage(input) {
       const v = parse(villageInputSchema, input, "village");
       insert("INSERT INTO registry_villages (village_id, name, created_at_ms) VALUES (?, ?, ?)", [v.villageId, v.name, now()], `village ${v.villageId}`);
@@ -328,7 +413,7 @@ export function openRegistry(options: RegistryOptions): Registry {
     },
     addGateway(input) {
       const g = parse(gatewayInputSchema, input, "gateway");
-      checkHash(g.secretHash);
+      checkSecretHash(g.secretHash);
       if (g.villageId !== undefined) requireRow(q.village.get(g.villageId), `village ${g.villageId}`);
       insert(
         "INSERT INTO registry_gateways (gateway_id, village_id, secret_hash, enabled, created_at_ms) VALUES (?, ?, ?, ?, ?)",
@@ -341,13 +426,13 @@ export function openRegistry(options: RegistryOptions): Registry {
       if (changes === 0) throw new RegistryError(C.UNKNOWN, `no gateway ${gatewayId}`);
     },
     setGatewaySecret(gatewayId, secretHash) {
-      checkHash(secretHash);
+      checkSecretHash(secretHash);
       const changes = db.prepare("UPDATE registry_gateways SET secret_hash = ? WHERE gateway_id = ?").run(secretHash, gatewayId).changes;
       if (changes === 0) throw new RegistryError(C.UNKNOWN, `no gateway ${gatewayId}`);
     },
     putCloudClient(input) {
       const c = parse(cloudClientInputSchema, input, "cloud client");
-      checkHash(c.secretHash);
+      checkSecretHash(c.secretHash);
       db.prepare(
         `INSERT INTO registry_cloud_clients (username, role, secret_hash, created_at_ms) VALUES (?, ?, ?, ?)
          ON CONFLICT (username) DO UPDATE SET role = excluded.role, secret_hash = excluded.secret_hash`,
@@ -355,7 +440,7 @@ export function openRegistry(options: RegistryOptions): Registry {
     },
     addTariff(tariff) {
       const t = parse(tariffSchema, tariff, "tariff");
-      parse(tariffScheduleSchema, [...schedule(t.tariffId), t], `tariff schedule ${t.tariffId} with v${t.version}`);
+      checkTariffJoins(schedule(t.tariffId), t);
       insert(
         "INSERT INTO registry_tariffs (tariff_id, version, effective_from_ms, prices_json, created_at_ms) VALUES (?, ?, ?, ?, ?)",
         [t.tariffId, t.version, t.effectiveFrom, JSON.stringify(t.prices), now()],
@@ -386,7 +471,7 @@ export function openRegistry(options: RegistryOptions): Registry {
       const r = q.lastGrant.get(meterId);
       return r === undefined ? undefined : toGrant(r);
     },
-    recordGrant: (grant) => recordGrantTx.immediate(grant),
+    recordGrant: (grant) => recordGrantTx.immediate(parse(newGrantSchema, grant, "grant")),
     highestLimitInForceWh(meterId) {
       const row = db
         .prepare<[string, string], { limit_wh: number | null }>(
@@ -397,31 +482,33 @@ export function openRegistry(options: RegistryOptions): Registry {
       return row?.limit_wh ?? undefined;
     },
     recordCommandAck(commandId, status, reason, atMs) {
-      const row = q.grantByCommand.get(commandId);
+      const ack = parse(commandAckInputSchema, { commandId, status, ...(reason === undefined ? {} : { reason }), atMs }, "command ack");
+      const row = q.grantByCommand.get(ack.commandId);
       if (row === undefined) return undefined;
-      // The final word wins: "done" / "rejected" / "failed" after "accepted", never the other way round.
-      const final = status !== "accepted";
       db.prepare(
         `UPDATE registry_grants SET ack_status = ?, ack_reason = ?, acked_at_ms = ?
           WHERE command_id = ? AND (? OR ack_status IS NULL OR ack_status = 'accepted')`,
-      ).run(status, reason ?? null, atMs, commandId, final ? 1 : 0);
-      return toGrant(q.grantByCommand.get(commandId) ?? row);
+      ).run(ack.status, ack.reason ?? null, ack.atMs, ack.commandId, isFinalAck(ack.status) ? 1 : 0);
+      return toGrant(q.grantByCommand.get(ack.commandId) ?? row);
     },
     noteTopUp(householdId, postingId, atMs) {
-      db.prepare("INSERT OR IGNORE INTO registry_topup_notices (household_id, posting_id, at_ms) VALUES (?, ?, ?)").run(householdId, postingId, atMs);
+      const n = parse(topUpNoticeInputSchema, { householdId, postingId, atMs }, "top-up notice");
+      db.prepare("INSERT OR IGNORE INTO registry_topup_notices (household_id, posting_id, at_ms) VALUES (?, ?, ?)").run(n.householdId, n.postingId, n.atMs);
     },
     topUpNoticesAfter(noticeId) {
       return db
         .prepare<[number], { notice_id: number; household_id: string; posting_id: number }>(
           "SELECT notice_id, household_id, posting_id FROM registry_topup_notices WHERE notice_id > ? ORDER BY notice_id",
         )
-        .all(noticeId)
+        .all(parse(noticeCursorSchema, noticeId, "notice cursor"))
         .map((r) => ({ noticeId: r.notice_id, householdId: r.household_id, postingId: r.posting_id }));
     },
     recordUplink(gatewayId, kind, seq, json, atMs) {
-      db.prepare("INSERT OR IGNORE INTO uplink_records (gateway_id, kind, seq, received_at_ms, json) VALUES (?, ?, ?, ?, ?)").run(gatewayId, kind, seq, atMs, JSON.stringify(json));
+      const u = parse(uplinkInputSchema, { gatewayId, kind, seq, atMs }, "uplink record");
+      db.prepare("INSERT OR IGNORE INTO uplink_records (gateway_id, kind, seq, received_at_ms, json) VALUES (?, ?, ?, ?, ?)").run(u.gatewayId, u.kind, u.seq, u.atMs, JSON.stringify(json));
     },
     setGatewayStatus(gatewayId, state, at, reason, atMs) {
+      parse(gatewayStatusInputSchema, { gatewayId, state, ...(at === undefined ? {} : { at }), ...(reason === undefined ? {} : { reason }), atMs }, "gateway status");
       db.prepare(
         `INSERT INTO gateway_status (gateway_id, state, at, reason, received_at_ms) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (gateway_id) DO UPDATE SET state = excluded.state, at = excluded.at, reason = excluded.reason, received_at_ms = excluded.received_at_ms`,
