@@ -167,35 +167,67 @@ export async function alertsRoutes(app: FastifyInstance, deps: AlertsRouteDeps):
       res.socket?.setNoDelay(true);
       res.write(sseRetry(deps.sseRetryMs ?? 1000));
       streams.add(res);
-      // The stream outlives the request that opened it: the caller's session is checked again before every event and
-      // heartbeat, so a logout, a disable, a password reset or a narrowed jurisdiction ends or narrows it at once.
+      // The stream outlives the request that opened it: the caller's credential is checked again (it may live in
+      // PostgreSQL, so the check is asynchronous) before each write, and the frames that waited for that check go out
+      // only if it passed — a logout, a disable or a password reset ends the stream before another frame is sent. A
+      // changed scope (roles, jurisdictions) ends it too: the client reconnects with Last-Event-ID and the replay is
+      // filtered by the new scope, so a narrowed dispatcher never sees an incident queued under the old one.
       let current: Principal | undefined = principal;
-      const stillAllowed = (): Principal | undefined => {
-        if (request.reauthenticate === undefined) return current;
-        const fresh = request.reauthenticate();
-        current = fresh !== undefined && hasAnyRole(fresh, DISPATCH) ? fresh : undefined;
-        if (current === undefined) res.end();
-        return current;
+      const scopeOf = (p: Principal): string => JSON.stringify([p.userId, [...p.roles].sort(), [...p.jurisdictionIds].sort()]);
+      const scope = principal === undefined ? "" : scopeOf(principal);
+      const end = (): void => {
+        current = undefined;
+        pending.length = 0;
+        res.end();
+      };
+      const stillAllowed = async (): Promise<boolean> => {
+        if (current === undefined) return false;
+        if (request.reauthenticate === undefined) return true;
+        const fresh = await request.reauthenticate();
+        if (fresh === undefined || !hasAnyRole(fresh, DISPATCH) || scopeOf(fresh) !== scope) end();
+        return current !== undefined;
+      };
+      const pending: string[] = [];
+      let draining = false;
+      const drain = async (): Promise<void> => {
+        if (draining) return;
+        draining = true;
+        try {
+          while (pending.length > 0 && current !== undefined) {
+            // Only the frames queued before this check started are sent on its word.
+            const ready = pending.length;
+            if (!(await stillAllowed())) break;
+            for (const frame of pending.splice(0, ready)) {
+              // A client that does not read must not grow this process without bound: drop it, and its EventSource
+              // reconnects with Last-Event-ID and replays the rest from the durable stream log.
+              if (res.writableLength > (deps.sseMaxBufferedBytes ?? 1 << 20)) {
+                end();
+                break;
+              }
+              res.write(frame);
+            }
+          }
+        } catch (error) {
+          request.log.warn({ err: error }, "alerts: stream re-authentication failed; stream ended");
+          end();
+        } finally {
+          draining = false;
+        }
+      };
+      const send = (frame: string): void => {
+        if (current === undefined) return;
+        pending.push(frame);
+        void drain();
       };
       const covers = (chain: readonly string[], jurisdictionId: string | null): boolean => {
         const p = current;
         if (p === undefined) return false;
         return jurisdictionId === null ? isAdmin(p) : coversJurisdiction(p, chain.length > 0 ? chain : [jurisdictionId]);
       };
-      const subscription = alerts.subscribe(after, { covers: (chain, jurisdictionId) => stillAllowed() !== undefined && covers(chain, jurisdictionId) }, (e) => {
-        // A client that does not read must not grow this process without bound: drop it, and its EventSource
-        // reconnects with Last-Event-ID and replays the rest from the durable stream log.
-        if (res.writableLength > (deps.sseMaxBufferedBytes ?? 1 << 20)) {
-          res.end();
-          return;
-        }
-        res.write(sseFrame({ id: e.id, event: e.kind, data: e.body }));
-      });
+      const subscription = alerts.subscribe(after, { covers }, (e) => send(sseFrame({ id: e.id, event: e.kind, data: e.body })));
       // Tells a client that started without Last-Event-ID where "now" is, so its first reconnect misses nothing.
-      res.write(sseComment(`connected; last event id ${alerts.lastStreamId()}; replayed ${subscription.replayed}`));
-      const heartbeat = setInterval(() => {
-        if (stillAllowed() !== undefined) res.write(sseComment("ping"));
-      }, deps.sseHeartbeatMs ?? 15_000);
+      send(sseComment(`connected; last event id ${alerts.lastStreamId()}; replayed ${subscription.replayed}`));
+      const heartbeat = setInterval(() => send(sseComment("ping")), deps.sseHeartbeatMs ?? 15_000);
       const close = (): void => {
         clearInterval(heartbeat);
         subscription.close();

@@ -100,13 +100,12 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       if (token !== undefined && UNSAFE_METHODS.has(request.method) && !sameOrigin(request.headers.origin, request.host)) token = undefined;
     }
     if (token === undefined || token === "") return;
-    const authenticated = deps.auth.authenticate(token);
+    const authenticated = await deps.auth.authenticate(token);
     if (authenticated === undefined) return;
     request.principal = authenticated.principal;
     request.authVia = authenticated.via;
     const credential = token;
-    request.reauthenticate = () => deps.auth.authenticate(credential)?.principal;
-    return Promise.resolve();
+    request.reauthenticate = async () => (await deps.auth.authenticate(credential))?.principal;
   });
 
   app.addHook("onSend", async (request, reply, payload) => {

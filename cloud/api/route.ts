@@ -22,7 +22,7 @@ declare module "fastify" {
      * Resolves the request's credential again (a session may have ended, a user been disabled or re-scoped since):
      * long-lived answers such as an event stream call it before every event. Undefined for an anonymous request.
      */
-    reauthenticate: (() => Principal | undefined) | undefined;
+    reauthenticate: (() => Promise<Principal | undefined>) | undefined;
   }
 }
 

@@ -1,14 +1,14 @@
-// The audit log's schema as versioned migrations in its own table (audit_schema_migrations), so it shares cloud.db
-// with the ledger and the registry without touching their migrations. Applied in one BEGIN IMMEDIATE transaction,
+// The audit log's SQLite schema as versioned migrations in its own table (audit_schema_migrations), so it shares
+// cloud.db with the ledger and the registry without touching their migrations (PostgreSQL's:
+// postgres-audit-migrations.ts). Applied in one BEGIN IMMEDIATE transaction,
 // idempotent, refusing a file migrated by newer or other code. Never edit a released migration: add the next one.
 // The triggers make the log append-only against every writer, not only this module: an UPDATE or DELETE aborts.
 
 import type Database from "better-sqlite3";
 import type { VersionedMigration } from "../schema-migrations.js";
 import { applyMigrations } from "../sqlite.js";
+import { APPEND_ONLY_MESSAGE } from "./audit-log.js";
 import { AuditError, AUDIT_ERROR_CODES as C } from "./errors.js";
-
-export const APPEND_ONLY_MESSAGE = "AUDIT_APPEND_ONLY: the audit log is never edited";
 
 export const AUDIT_MIGRATIONS: readonly VersionedMigration[] = [
   {

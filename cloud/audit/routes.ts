@@ -4,8 +4,6 @@
 // (a tariff, a gateway without a village, an admin user) is visible to admins only: scope by construction, not by
 // filtering rows after reading them.
 
-/* eslint-disable @typescript-eslint/require-await -- addRoute wants promises; the log answers from synchronous SQLite. */
-
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { coversVillage, isAdmin } from "../auth/principal.js";
@@ -62,7 +60,7 @@ export function auditRoutes(app: FastifyInstance, deps: { readonly audit: AuditL
       if (villageId !== undefined && !coversVillage(principal, villageId)) throw forbidden(`village ${villageId} is not one of yours`);
       const villageIds = villageId !== undefined ? [villageId] : isAdmin(principal) ? undefined : [...principal.villageIds];
       const pageSize = limit ?? AUDIT_PAGE_DEFAULT;
-      const entries = deps.audit.list({ ...filters, limit: pageSize === 0 ? 1 : pageSize, ...(villageIds === undefined ? {} : { villageIds }) });
+      const entries = await deps.audit.list({ ...filters, limit: pageSize === 0 ? 1 : pageSize, ...(villageIds === undefined ? {} : { villageIds }) });
       const last = entries.at(-1);
       return { entries, ...(entries.length === pageSize && last !== undefined ? { nextAfterId: last.auditId } : {}) };
     },

@@ -7,8 +7,8 @@ import { readFileSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { resolve } from "node:path";
 import type { Registry } from "../registry/registry.js";
-import { openAuthStore } from "./auth-store.js";
 import { AuthError, AUTH_ERROR_CODES as C } from "./errors.js";
+import { openAuthAndAuditFor, type OpenAuthOptions } from "./open-auth.js";
 import type { Role } from "./principal.js";
 import type { UserView } from "./user-schema.js";
 
@@ -53,14 +53,17 @@ export function readPasswordFile(path: string, warn: (message: string) => void =
   return text.replace(/\r?\n$/, "");
 }
 
-/** Creates the user in cloud.db (dbPath) after checking their village/household against the registry. */
-export async function addUserFromCli(dbPath: string, registry: Registry, flags: CliUserFlags, warn: (message: string) => void = () => undefined): Promise<UserView> {
+/** Where the user goes: cloud.db, or PostgreSQL when databaseUrl is postgres:// (as `agri-cloud serve` chooses). */
+export type CliAuthTarget = Pick<OpenAuthOptions, "databaseUrl" | "sqlitePath">;
+
+/** Creates the user after checking their village/household against the registry. */
+export async function addUserFromCli(target: CliAuthTarget, registry: Registry, flags: CliUserFlags, warn: (message: string) => void = () => undefined): Promise<UserView> {
   const villageIds = list(flags.village);
   const jurisdictionIds = list(flags.jurisdiction);
-  for (const villageId of villageIds) if (registry.getVillage(villageId) === undefined) throw new AuthError(C.INVALID, `--village: no village ${villageId}`);
-  if (flags.household !== undefined && registry.getHousehold(flags.household) === undefined) throw new AuthError(C.INVALID, `--household: no household ${flags.household}`);
+  for (const villageId of villageIds) if ((await registry.getVillage(villageId)) === undefined) throw new AuthError(C.INVALID, `--village: no village ${villageId}`);
+  if (flags.household !== undefined && (await registry.getHousehold(flags.household)) === undefined) throw new AuthError(C.INVALID, `--household: no household ${flags.household}`);
   const password = readPasswordFile(flags.passwordFile, warn);
-  const auth = openAuthStore({ path: dbPath, villageOfHousehold: (id) => registry.getHousehold(id)?.villageId });
+  const { auth } = await openAuthAndAuditFor({ ...target, villageOfHousehold: async (id) => (await registry.getHousehold(id))?.villageId });
   try {
     return await auth.createUser(
       {
@@ -76,6 +79,6 @@ export async function addUserFromCli(dbPath: string, registry: Registry, flags: 
       { actor: cliActor(), reason: flags.reason ?? "agri-cloud user add" },
     );
   } finally {
-    auth.close();
+    await auth.close();
   }
 }

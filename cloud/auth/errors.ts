@@ -19,7 +19,7 @@ export const AUTH_ERROR_TABLE = [
   { code: AUTH_ERROR_CODES.WEAK_PASSWORD, cause: "a password shorter than 10 characters, longer than 256, or containing the user id", fix: "choose a longer passphrase" },
   { code: AUTH_ERROR_CODES.EXISTS, cause: "a user id that is already taken", fix: "choose another id; user ids are never reused" },
   { code: AUTH_ERROR_CODES.UNKNOWN, cause: "a user or API token that does not exist", fix: "check the id" },
-  { code: AUTH_ERROR_CODES.SCHEMA_TOO_NEW, cause: "cloud.db was migrated by a newer version of the code", fix: "upgrade this program" },
+  { code: AUTH_ERROR_CODES.SCHEMA_TOO_NEW, cause: "the database (cloud.db, or PostgreSQL) was migrated by a newer version of the code", fix: "upgrade this program" },
   { code: AUTH_ERROR_CODES.SCHEMA_MISMATCH, cause: "an applied auth migration's name differs from this code's", fix: "restore the right file" },
 ] as const;
 

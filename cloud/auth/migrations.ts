@@ -1,6 +1,7 @@
-// The auth schema (users, sessions, API tokens) as versioned migrations in its own table (auth_schema_migrations),
-// sharing cloud.db with the registry, the ledger and the audit log. Same rules as theirs: one BEGIN IMMEDIATE
-// transaction, idempotent, refusing a file migrated by newer or other code; never edit a released migration.
+// The auth schema (users, sessions, API tokens) on SQLite as versioned migrations in its own table
+// (auth_schema_migrations), sharing cloud.db with the registry, the ledger and the audit log (PostgreSQL's:
+// postgres-auth-migrations.ts). Same rules as theirs: one BEGIN IMMEDIATE transaction, idempotent, refusing a file
+// migrated by newer or other code; never edit a released migration.
 // No secret is stored: passwords as scrypt strings (broker/secrets.ts), tokens as SHA-256 digests (opaque-token.ts).
 
 import type Database from "better-sqlite3";

@@ -28,7 +28,7 @@ export async function startAlertsApp(alerts: AlertService): Promise<{ app: Fasti
   app.addHook("onRequest", (request, _reply, done) => {
     const who = request.headers[TEST_USER_HEADER];
     request.principal = typeof who === "string" ? TEST_PRINCIPALS[who] : undefined;
-    if (typeof who === "string") request.reauthenticate = () => (REVOKED_USERS.has(who) ? undefined : TEST_PRINCIPALS[who]);
+    if (typeof who === "string") request.reauthenticate = () => Promise.resolve(REVOKED_USERS.has(who) ? undefined : TEST_PRINCIPALS[who]);
     done();
   });
   app.setErrorHandler((error, _request, reply) => {

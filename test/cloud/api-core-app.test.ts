@@ -43,13 +43,13 @@ const failing: RoutePlugin = (app: FastifyInstance, deps) => {
     access: "public",
     params: z.strictObject({ householdId: z.string() }),
     response: z.strictObject({}),
-    handler: ({ params }) => {
-      if (params.householdId === "dup") deps.registry.addVillage({ villageId: "v1", name: "again" });
-      if (params.householdId === "unknown") deps.registry.setGatewayEnabled("gw-none", false);
-      if (params.householdId === "bad") deps.registry.addVillage({ villageId: "bad id!", name: "x" });
+    handler: async ({ params }) => {
+      if (params.householdId === "dup") await deps.registry.addVillage({ villageId: "v1", name: "again" });
+      if (params.householdId === "unknown") await deps.registry.setGatewayEnabled("gw-none", false);
+      if (params.householdId === "bad") await deps.registry.addVillage({ villageId: "bad id!", name: "x" });
       // Outside the strict response schema on purpose: the route's bug, not the caller's.
-      const answer = params.householdId === "h1" ? {} : { unexpected: deps.registry.metersOfHousehold(params.householdId).length };
-      return Promise.resolve(answer as Record<string, never>);
+      const answer = params.householdId === "h1" ? {} : { unexpected: (await deps.registry.metersOfHousehold(params.householdId)).length };
+      return answer as Record<string, never>;
     },
   });
   addRoute(app, {

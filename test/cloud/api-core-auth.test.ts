@@ -71,7 +71,7 @@ describe("login", () => {
   });
 
   it("refuses a disabled user's correct password like a wrong one", async () => {
-    core.auth.updateUser("farmer-li", { disabled: true }, { actor: "admin", reason: "moved away" });
+    await core.auth.updateUser("farmer-li", { disabled: true }, { actor: "admin", reason: "moved away" });
     expect((await login("farmer-li", PASSWORDS.farmer)).json()).toMatchObject({ status: 401, code: "AUTH_LOGIN_FAILED" });
   });
 
@@ -152,14 +152,14 @@ describe("sessions", () => {
     expect((await core.inject({ method: "GET", url: "/auth/me", headers: bearer(beforeReset) })).statusCode).toBe(401);
     await core.auth.setPassword("officer-v1", PASSWORDS.officer, { actor: "admin", reason: "back to the known one" });
     const beforeDisable = await mint();
-    core.auth.updateUser("officer-v1", { disabled: true }, { actor: "admin", reason: "compromised" });
-    core.auth.updateUser("officer-v1", { disabled: false }, { actor: "admin", reason: "new laptop" });
+    await core.auth.updateUser("officer-v1", { disabled: true }, { actor: "admin", reason: "compromised" });
+    await core.auth.updateUser("officer-v1", { disabled: false }, { actor: "admin", reason: "new laptop" });
     expect((await core.inject({ method: "GET", url: "/auth/me", headers: bearer(beforeDisable) })).statusCode).toBe(401);
   });
 
   it("ends a user's sessions when an admin disables them", async () => {
     const token = await core.login("farmer-li", PASSWORDS.farmer);
-    core.auth.updateUser("farmer-li", { disabled: true }, { actor: "admin", reason: "left the village" });
+    await core.auth.updateUser("farmer-li", { disabled: true }, { actor: "admin", reason: "left the village" });
     expect((await core.inject({ method: "GET", url: "/auth/me", headers: bearer(token) })).statusCode).toBe(401);
   });
 
@@ -233,7 +233,7 @@ describe("API tokens", () => {
     const officer = await core.login("officer-v1", PASSWORDS.officer);
     const { tokenId } = (await core.inject({ method: "POST", url: "/auth/tokens", headers: bearer(officer), payload: { name: "a", reason: "scale" } })).json<{ tokenId: string }>();
     await core.inject({ method: "DELETE", url: `/auth/tokens/${tokenId}`, headers: bearer(officer) });
-    const actions = core.auth.audit.list({ entityId: "officer-v1", limit: 10 }).map((e) => [e.action, e.actor]);
+    const actions = (await core.auth.audit.list({ entityId: "officer-v1", limit: 10 })).map((e) => [e.action, e.actor]);
     expect(actions).toEqual([["user.create", "cli:test"], ["api-token.create", "officer-v1"], ["api-token.revoke", "officer-v1"]]);
   });
 });

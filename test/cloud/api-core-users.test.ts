@@ -27,7 +27,7 @@ describe("creating users", () => {
     expect(res.statusCode).toBe(201);
     expect(res.json()).toEqual({ userId: "farmer-zhao", name: "Zhao", roles: ["farmer"], villageIds: [], householdId: "h1", jurisdictionIds: [], disabled: false, createdAtMs: core.nowMs(), updatedAtMs: core.nowMs() });
     expect(JSON.stringify(res.json())).not.toMatch(/scrypt|password/);
-    const [entry] = core.auth.audit.list({ entityId: "farmer-zhao", limit: 10 });
+    const [entry] = await core.auth.audit.list({ entityId: "farmer-zhao", limit: 10 });
     expect(entry).toMatchObject({ actor: "officer-v1", action: "user.create", villageId: "v1", reason: "new pump contract", after: { roles: ["farmer"], householdId: "h1" } });
     expect(JSON.stringify(entry)).not.toMatch(/scrypt/);
   });
@@ -35,7 +35,7 @@ describe("creating users", () => {
   it("refuses an officer creating a farmer in another village, and creates nothing", async () => {
     const res = await post(officer, "/users", farmer({ householdId: "h2" }));
     expect(res.statusCode).toBe(403);
-    expect(core.auth.getUser("farmer-zhao")).toBeUndefined();
+    expect(await core.auth.getUser("farmer-zhao")).toBeUndefined();
   });
 
   it("refuses an officer creating an admin or another officer", async () => {
@@ -82,7 +82,7 @@ describe("changing users", () => {
   it("records before and after of a scope change", async () => {
     const res = await patch(admin, "/users/officer-v1", { villageIds: ["v1", "v2"], reason: "covers West Village too" });
     expect(res.json()).toMatchObject({ villageIds: ["v1", "v2"] });
-    const last = core.auth.audit.list({ entityId: "officer-v1", limit: 10 }).at(-1);
+    const last = (await core.auth.audit.list({ entityId: "officer-v1", limit: 10 })).at(-1);
     expect(last).toMatchObject({ action: "user.update", actor: "admin", reason: "covers West Village too", before: { villageIds: ["v1"] }, after: { villageIds: ["v1", "v2"] } });
   });
 
@@ -91,7 +91,7 @@ describe("changing users", () => {
     const res = await patch(officer, "/users/farmer-li", { disabled: true, reason: "household moved" });
     expect(res.json()).toMatchObject({ disabled: true });
     expect((await get(farmerToken, "/auth/me")).statusCode).toBe(401);
-    expect(core.auth.audit.list({ entityId: "farmer-li", limit: 10 }).at(-1)).toMatchObject({ action: "user.disable", actor: "officer-v1" });
+    expect((await core.auth.audit.list({ entityId: "farmer-li", limit: 10 })).at(-1)).toMatchObject({ action: "user.disable", actor: "officer-v1" });
   });
 
   it("refuses an officer making a farmer an officer", async () => {
@@ -138,7 +138,7 @@ describe("passwords", () => {
     expect((await get(farmerToken, "/auth/me")).statusCode).toBe(401);
     expect((await core.inject({ method: "POST", url: "/auth/login", payload: { userId: "farmer-li", password: PASSWORDS.farmer } })).statusCode).toBe(401);
     expect((await core.inject({ method: "POST", url: "/auth/login", payload: { userId: "farmer-li", password: "new-millet-field-2" } })).statusCode).toBe(200);
-    expect(core.auth.audit.list({ entityId: "farmer-li", limit: 10 }).at(-1)).toMatchObject({ action: "user.password", actor: "farmer-li" });
+    expect((await core.auth.audit.list({ entityId: "farmer-li", limit: 10 })).at(-1)).toMatchObject({ action: "user.password", actor: "farmer-li" });
   });
 
   it("refuses an own change with a wrong current password (403)", async () => {

@@ -1,6 +1,7 @@
 // One real API core for the api-core tests: registry, ledger, telemetry, auth and audit on SQLite files in a
-// temporary directory, the prepaid service over them (its command publisher is the one fake: no broker is needed
-// by any core route), a controllable clock, and a pino logger whose lines the test can read.
+// temporary directory (or users and the audit log on a PostgreSQL database the test names), the prepaid service over
+// them (its command publisher is the one fake: no broker is needed by any core route), a controllable clock, and a
+// pino logger whose lines the test can read.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +10,8 @@ import { Writable } from "node:stream";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { pino } from "pino";
 import { buildApp, type ApiOptions, type RoutePlugin } from "../../cloud/api/app.js";
-import { openAuthStore, type AuthStore } from "../../cloud/auth/auth-store.js";
+import type { AuthStore, AuthStoreCommonOptions } from "../../cloud/auth/auth-store.js";
+import { openSqliteAuthStore } from "../../cloud/auth/sqlite-auth-store.js";
 import { openSqliteLedger } from "../../cloud/ledger/store/sqlite-ledger.js";
 import { createPrepaidService } from "../../cloud/prepaid/service.js";
 import { openRegistry, type Registry } from "../../cloud/registry/registry.js";
@@ -35,6 +37,10 @@ export interface ApiCore {
 export interface ApiCoreSetup {
   readonly routes?: readonly RoutePlugin[];
   readonly options?: ApiOptions;
+  /** Another auth engine (PostgreSQL) instead of cloud.db's. */
+  readonly openAuth?: (options: AuthStoreCommonOptions) => Promise<AuthStore>;
+  /** Skip creating the fixture's users (a second worker on data another core already seeded). */
+  readonly seedUsers?: boolean;
 }
 
 export async function startApiCore(setup: ApiCoreSetup = {}): Promise<ApiCore> {
@@ -56,16 +62,19 @@ export async function startApiCore(setup: ApiCoreSetup = {}): Promise<ApiCore> {
   const ledger = openSqliteLedger({ path, now });
   const telemetry = openSqliteTelemetryStore({ path: join(dir, "telemetry.db"), now });
   const prepaid = createPrepaidService({ ledger, registry, log, now, publishCommand: () => Promise.resolve() });
-  const auth = openAuthStore({ path, now, villageOfHousehold: (id) => registry.getHousehold(id)?.villageId });
+  const authOptions: AuthStoreCommonOptions = { now, villageOfHousehold: async (id) => (await registry.getHousehold(id))?.villageId };
+  const auth = setup.openAuth === undefined ? openSqliteAuthStore({ path, ...authOptions }) : await setup.openAuth(authOptions);
 
-  registry.addVillage({ villageId: "v1", name: "East Village" });
-  registry.addVillage({ villageId: "v2", name: "West Village" });
-  registry.addHousehold({ householdId: "h1", villageId: "v1", name: "Li" });
-  registry.addHousehold({ householdId: "h2", villageId: "v2", name: "Wang" });
-  const cli = { actor: "cli:test", reason: "fixture" };
-  await auth.createUser({ userId: "admin", name: "Admin", roles: ["admin"], password: PASSWORDS.admin }, cli);
-  await auth.createUser({ userId: "officer-v1", name: "Officer Zhang", roles: ["village-officer"], villageIds: ["v1"], password: PASSWORDS.officer }, cli);
-  await auth.createUser({ userId: "farmer-li", name: "Li Wei", roles: ["farmer"], householdId: "h1", password: PASSWORDS.farmer }, cli);
+  await registry.addVillage({ villageId: "v1", name: "East Village" });
+  await registry.addVillage({ villageId: "v2", name: "West Village" });
+  await registry.addHousehold({ householdId: "h1", villageId: "v1", name: "Li" });
+  await registry.addHousehold({ householdId: "h2", villageId: "v2", name: "Wang" });
+  if (setup.seedUsers ?? true) {
+    const cli = { actor: "cli:test", reason: "fixture" };
+    await auth.createUser({ userId: "admin", name: "Admin", roles: ["admin"], password: PASSWORDS.admin }, cli);
+    await auth.createUser({ userId: "officer-v1", name: "Officer Zhang", roles: ["village-officer"], villageIds: ["v1"], password: PASSWORDS.officer }, cli);
+    await auth.createUser({ userId: "farmer-li", name: "Li Wei", roles: ["farmer"], householdId: "h1", password: PASSWORDS.farmer }, cli);
+  }
 
   const app = await buildApp({
     registry,
@@ -102,10 +111,10 @@ export async function startApiCore(setup: ApiCoreSetup = {}): Promise<ApiCore> {
     },
     async close() {
       await app.close();
-      auth.close();
+      await auth.close();
       await telemetry.close();
       await ledger.close();
-      registry.close();
+      await registry.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

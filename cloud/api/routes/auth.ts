@@ -4,8 +4,6 @@
 // long-lived, named, revocable API token, minted only from an interactive session (a leaked token cannot mint more).
 // A failed login says the same thing whether or not the user exists, and costs the same scrypt time.
 
-/* eslint-disable @typescript-eslint/require-await -- addRoute wants promises; several handlers answer from synchronous SQLite. */
-
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { isAdmin, ROLES } from "../../auth/principal.js";
@@ -87,7 +85,7 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
         throw new HttpProblem(401, "AUTH_LOGIN_FAILED", "wrong user id or password");
       }
       loginLimiter.succeeded(body.userId, address, beganAtMs);
-      const session = auth.startSession(user.userId);
+      const session = await auth.startSession(user.userId);
       request.log.info({ userId: user.userId, address, mode: body.mode }, "auth: logged in");
       const me = { userId: user.userId, name: user.name, roles: [...user.roles], villageIds: [...user.villageIds], jurisdictionIds: [...user.jurisdictionIds], ...(user.householdId === undefined ? {} : { householdId: user.householdId }) };
       if (body.mode === "token") return { user: me, expiresAtMs: session.expiresAtMs, token: session.token };
@@ -105,7 +103,7 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     response: z.object({ loggedOut: z.boolean() }),
     handler: async ({ request, reply }) => {
       const token = requestToken(request, cookie.name);
-      const loggedOut = request.authVia === "session" && token !== undefined && auth.endSession(token);
+      const loggedOut = request.authVia === "session" && token !== undefined && (await auth.endSession(token));
       reply.header("set-cookie", clearedSessionCookie(cookie));
       return { loggedOut };
     },
@@ -118,7 +116,8 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     tags: TAGS,
     access: "authenticated",
     response: meSchema.extend({ via: z.enum(["session", "api-token"]) }),
-    handler: async ({ principal, request }) => ({ ...principal, roles: [...principal.roles], villageIds: [...principal.villageIds], jurisdictionIds: [...principal.jurisdictionIds], via: request.authVia ?? "session" }),
+    handler: ({ principal, request }) =>
+      Promise.resolve({ ...principal, roles: [...principal.roles], villageIds: [...principal.villageIds], jurisdictionIds: [...principal.jurisdictionIds], via: request.authVia ?? "session" }),
   });
 
   addRoute(app, {
@@ -135,7 +134,7 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
       if (request.authVia !== "session") throw forbidden("API tokens are minted from a logged-in session, not with another token");
       const owner = body.userId ?? principal.userId;
       if (owner !== principal.userId && !isAdmin(principal)) throw forbidden("only an admin mints tokens for another user");
-      if (auth.getUser(owner) === undefined) throw notFound(`user ${owner}`);
+      if ((await auth.getUser(owner)) === undefined) throw notFound(`user ${owner}`);
       return auth.createApiToken(owner, { name: body.name, ...(body.expiresAtMs === undefined ? {} : { expiresAtMs: body.expiresAtMs }) }, { actor: principal.userId, ...(body.reason === undefined ? {} : { reason: body.reason }) });
     },
   });
@@ -151,7 +150,7 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     handler: async ({ principal, query }) => {
       const owner = query.userId ?? principal.userId;
       if (owner !== principal.userId && !isAdmin(principal)) throw forbidden("only an admin lists another user's tokens");
-      return { tokens: auth.listApiTokens(owner) };
+      return { tokens: await auth.listApiTokens(owner) };
     },
   });
 
@@ -164,7 +163,7 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     params: z.strictObject({ tokenId: z.string().regex(/^tok-[0-9a-f]{12}$/, "token ids look like tok-0123456789ab") }),
     response: tokenView,
     handler: async ({ principal, params }) => {
-      const token = auth.getApiToken(params.tokenId);
+      const token = await auth.getApiToken(params.tokenId);
       // Someone else's token is "no such token": its existence is none of the caller's business.
       if (token === undefined || (token.userId !== principal.userId && !isAdmin(principal))) throw notFound(`API token ${params.tokenId}`);
       return auth.revokeApiToken(params.tokenId, { actor: principal.userId });

@@ -4,8 +4,6 @@
 // changes to an existing user) into the audit log, in the auth store's transaction. A farmer's village is the
 // registry's village of their household, so it cannot drift from the registry.
 
-/* eslint-disable @typescript-eslint/require-await -- addRoute wants promises; several handlers answer from synchronous SQLite. */
-
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { isAdmin, ROLES, type Principal } from "../../auth/principal.js";
@@ -60,38 +58,38 @@ const view = (user: UserView): z.input<typeof userViewSchema> => ({
 export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
   const { auth, registry, loginLimiter, now } = deps;
 
-  const villageOfHousehold = (householdId: string | undefined): string | undefined =>
-    householdId === undefined ? undefined : registry.getHousehold(householdId)?.villageId;
+  const villageOfHousehold = async (householdId: string | undefined): Promise<string | undefined> =>
+    householdId === undefined ? undefined : (await registry.getHousehold(householdId))?.villageId;
 
   /** An officer manages a user who is only a farmer, of a household in one of the officer's villages. */
-  const manages = (principal: Principal, user: UserView): boolean => {
+  const manages = async (principal: Principal, user: UserView): Promise<boolean> => {
     if (isAdmin(principal)) return true;
     if (!principal.roles.includes("village-officer")) return false;
-    const village = villageOfHousehold(user.householdId);
+    const village = await villageOfHousehold(user.householdId);
     return user.roles.length === 1 && user.roles[0] === "farmer" && village !== undefined && principal.villageIds.includes(village);
   };
 
   /** Who may see a user: admins, the user, and officers/approvers sharing a village with them. */
-  const sees = (principal: Principal, user: UserView): boolean => {
+  const sees = async (principal: Principal, user: UserView): Promise<boolean> => {
     if (isAdmin(principal) || principal.userId === user.userId) return true;
     if (!principal.roles.includes("village-officer") && !principal.roles.includes("village-approver")) return false;
-    const villages = new Set([...user.villageIds, ...[villageOfHousehold(user.householdId)].filter((v): v is string => v !== undefined)]);
+    const villages = new Set([...user.villageIds, ...[await villageOfHousehold(user.householdId)].filter((v): v is string => v !== undefined)]);
     return principal.villageIds.some((v) => villages.has(v));
   };
 
-  const checkScopeExists = (scope: { villageIds?: readonly string[] | undefined; householdId?: string | null | undefined }): void => {
+  const checkScopeExists = async (scope: { villageIds?: readonly string[] | undefined; householdId?: string | null | undefined }): Promise<void> => {
     const errors: { path: string; message: string }[] = [];
-    for (const villageId of scope.villageIds ?? []) if (registry.getVillage(villageId) === undefined) errors.push({ path: "body.villageIds", message: `no village ${villageId}` });
-    if (typeof scope.householdId === "string" && registry.getHousehold(scope.householdId) === undefined) errors.push({ path: "body.householdId", message: `no household ${scope.householdId}` });
+    for (const villageId of scope.villageIds ?? []) if ((await registry.getVillage(villageId)) === undefined) errors.push({ path: "body.villageIds", message: `no village ${villageId}` });
+    if (typeof scope.householdId === "string" && (await registry.getHousehold(scope.householdId)) === undefined) errors.push({ path: "body.householdId", message: `no household ${scope.householdId}` });
     if (errors.length > 0) throw new HttpProblem(400, "API_INVALID_INPUT", errors.map((e) => e.message).join("; "), errors);
   };
 
-  const enabledAdmins = (): number => auth.listUsers().filter((u) => !u.disabled && u.roles.includes("admin")).length;
+  const enabledAdmins = async (): Promise<number> => (await auth.listUsers()).filter((u) => !u.disabled && u.roles.includes("admin")).length;
 
-  const findUser = (principal: Principal, userId: string): UserView => {
-    const user = auth.getUser(userId);
+  const findUser = async (principal: Principal, userId: string): Promise<UserView> => {
+    const user = await auth.getUser(userId);
     if (user === undefined) throw notFound(`user ${userId}`);
-    if (!sees(principal, user)) throw forbidden(`user ${userId} is not in one of your villages`);
+    if (!(await sees(principal, user))) throw forbidden(`user ${userId} is not in one of your villages`);
     return user;
   };
 
@@ -109,11 +107,11 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
       const { reason: why, ...input } = body;
       if (!isAdmin(principal)) {
         if (input.roles.length !== 1 || input.roles[0] !== "farmer") throw forbidden("a village officer creates farmer users only");
-        const village = villageOfHousehold(input.householdId);
+        const village = await villageOfHousehold(input.householdId);
         if (input.householdId !== undefined && village === undefined) throw notFound(`household ${input.householdId}`);
         if (village === undefined || !principal.villageIds.includes(village)) throw forbidden(`household ${input.householdId ?? "(none)"} is not in one of your villages`);
       }
-      checkScopeExists(input);
+      await checkScopeExists(input);
       const user = await auth.createUser(input, { actor: principal.userId, ...(why === undefined ? {} : { reason: why }) });
       return view(user);
     },
@@ -129,8 +127,11 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     response: z.object({ users: z.array(userViewSchema) }),
     handler: async ({ principal, query }) => {
       if (query.villageId !== undefined && !isAdmin(principal) && !principal.villageIds.includes(query.villageId)) throw forbidden(`village ${query.villageId} is not one of yours`);
-      const inVillage = (u: UserView): boolean => query.villageId === undefined || u.villageIds.includes(query.villageId) || villageOfHousehold(u.householdId) === query.villageId;
-      return { users: auth.listUsers().filter((u) => sees(principal, u) && inVillage(u)).map(view) };
+      const inVillage = async (u: UserView): Promise<boolean> => query.villageId === undefined || u.villageIds.includes(query.villageId) || (await villageOfHousehold(u.householdId)) === query.villageId;
+      // Each farmer's village is a registry lookup: asked for all users at once, not one after another.
+      const users = await auth.listUsers();
+      const shown = await Promise.all(users.map(async (u) => (await sees(principal, u)) && (await inVillage(u))));
+      return { users: users.filter((_, i) => shown[i] === true).map(view) };
     },
   });
 
@@ -142,7 +143,7 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     access: "authenticated",
     params: userParams,
     response: userViewSchema,
-    handler: async ({ principal, params }) => view(findUser(principal, params.userId)),
+    handler: async ({ principal, params }) => view(await findUser(principal, params.userId)),
   });
 
   addRoute(app, {
@@ -157,20 +158,20 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     bodyLimitBytes: USER_BODY_LIMIT_BYTES,
     handler: async ({ principal, params, body }) => {
       const { reason: why, ...patch } = body;
-      const user = findUser(principal, params.userId);
-      if (!manages(principal, user)) throw forbidden(`you do not manage user ${user.userId}`);
+      const user = await findUser(principal, params.userId);
+      if (!(await manages(principal, user))) throw forbidden(`you do not manage user ${user.userId}`);
       if (!isAdmin(principal)) {
         if (patch.roles !== undefined && (patch.roles.length !== 1 || patch.roles[0] !== "farmer")) throw forbidden("a village officer cannot grant roles other than farmer");
         if (patch.villageIds !== undefined || patch.jurisdictionIds !== undefined) throw forbidden("a village officer cannot give a farmer village or jurisdiction scopes");
         if (patch.householdId !== undefined) {
-          const village = patch.householdId === null ? undefined : villageOfHousehold(patch.householdId);
+          const village = patch.householdId === null ? undefined : await villageOfHousehold(patch.householdId);
           if (village === undefined || !principal.villageIds.includes(village)) throw forbidden(`household ${patch.householdId ?? "(none)"} is not in one of your villages`);
         }
       }
-      checkScopeExists(patch);
+      await checkScopeExists(patch);
       const losesAdmin = user.roles.includes("admin") && !user.disabled && (patch.disabled === true || (patch.roles !== undefined && !patch.roles.includes("admin")));
-      if (losesAdmin && enabledAdmins() <= 1) throw new HttpProblem(409, "API_LAST_ADMIN", "this is the last enabled admin; make another admin first");
-      return view(auth.updateUser(user.userId, patch, { actor: principal.userId, reason: why }));
+      if (losesAdmin && (await enabledAdmins()) <= 1) throw new HttpProblem(409, "API_LAST_ADMIN", "this is the last enabled admin; make another admin first");
+      return view(await auth.updateUser(user.userId, patch, { actor: principal.userId, reason: why }));
     },
   });
 
@@ -185,7 +186,7 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     response: userViewSchema,
     bodyLimitBytes: USER_BODY_LIMIT_BYTES,
     handler: async ({ principal, params, body, request }) => {
-      const user = findUser(principal, params.userId);
+      const user = await findUser(principal, params.userId);
       if (user.userId === principal.userId) {
         // The current password is a login in all but name: the same limits apply, or this route would be the way round them.
         const beganAtMs = now();
@@ -200,7 +201,7 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
         loginLimiter.succeeded(user.userId, request.ip, beganAtMs);
         return view(await auth.setPassword(user.userId, body.password, { actor: principal.userId, reason: body.reason ?? "own password change" }));
       }
-      if (!manages(principal, user)) throw forbidden(`you do not manage user ${user.userId}`);
+      if (!(await manages(principal, user))) throw forbidden(`you do not manage user ${user.userId}`);
       if (body.reason === undefined) throw new HttpProblem(400, "API_INVALID_INPUT", "say why you set another user's password", [{ path: "body.reason", message: "required when setting another user's password" }]);
       return view(await auth.setPassword(user.userId, body.password, { actor: principal.userId, reason: body.reason }));
     },
