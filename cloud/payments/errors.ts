@@ -16,6 +16,14 @@ export const PAYMENT_ERROR_CODES = {
   OVER_CAP: "PAYMENT_OVER_CAP",
   PROVIDER_FAILED: "PAYMENT_PROVIDER_FAILED",
   STORE_SCHEMA_MISMATCH: "PAYMENT_STORE_SCHEMA_MISMATCH",
+  /** PostgreSQL holds payments migrated by newer code than this. */
+  STORE_SCHEMA_TOO_NEW: "PAYMENT_STORE_SCHEMA_TOO_NEW",
+  /** A store call with a malformed argument (a fractional amount, an empty id): a bug in the caller, refused. */
+  INVALID_INPUT: "PAYMENT_INVALID_INPUT",
+  /** A BIGINT read back that is not a safe integer: refused, never rounded. */
+  NON_INTEGER: "PAYMENT_NON_INTEGER_VALUE",
+  /** The store could not settle a race in a few rounds (a claim released and re-made meanwhile); try again. */
+  STORE_CONTENDED: "PAYMENT_STORE_CONTENDED",
 } as const;
 export type PaymentErrorCode = (typeof PAYMENT_ERROR_CODES)[keyof typeof PAYMENT_ERROR_CODES];
 

@@ -6,6 +6,11 @@
 // (unknown order, an amount other than the order's, an order already paid by another transaction) is recorded in
 // payment_callbacks and the audit log, and posts nothing.
 //
+// Several workers (PostgreSQL store): before posting, the order is reserved for the callback's transaction in the
+// shared store (reservePayment: the first transaction wins), so two different transactions for one order settled on
+// two workers at once cannot both become top-ups — the second is refused as already-paid. One transaction settled
+// on two workers at once posts once: the ledger's idempotency key decides which answer is "posted".
+//
 // A paid callback for an order that had expired is still posted: the provider is the authority on whether money
 // moved, and refusing it would keep a farmer's money without credit. The cap is checked when the order is opened;
 // money that has already moved is credited even if the balance grew in between (recorded in the audit's `after`).
@@ -46,7 +51,7 @@ export interface CallbackResult {
 
 export interface PaymentService {
   createOrder(input: { householdId: string; provider: string; amountFen: number; actor: string }): Promise<PaymentOrder>;
-  getOrder(orderId: string): PaymentOrder | undefined;
+  getOrder(orderId: string): Promise<PaymentOrder | undefined>;
   /** Throws a PaymentError when the callback cannot be verified; otherwise says what became of it. */
   handleCallback(provider: string, request: CallbackRequest): Promise<CallbackResult>;
 }
@@ -54,8 +59,8 @@ export interface PaymentService {
 export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   const { store, ledger, registry, audit } = deps;
   const ttlMs = deps.orderTtlMs ?? 15 * 60_000;
-  // Settling runs one callback at a time in this process: two different transactions for one order must not both
-  // pass the "already paid" check. (Across processes the ledger key still keeps each transaction to one posting.)
+  // Settling runs one callback at a time in this process, so its own concurrent callbacks answer in arrival order;
+  // across processes the store's reservation and the ledger's key keep each order and transaction to one posting.
   let queue: Promise<unknown> = Promise.resolve();
   function serial<T>(work: () => Promise<T>): Promise<T> {
     const run = queue.then(work, work);
@@ -71,7 +76,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
 
   async function refuse(providerName: string, notice: PaymentNotice, outcome: CallbackOutcome, detail: string, villageId?: string): Promise<CallbackResult> {
     const nowMs = deps.now();
-    store.recordCallback({ provider: providerName, providerTxnId: notice.providerTxnId, orderId: notice.orderId, amountFen: notice.amountFen, outcome, detail, receivedAtMs: nowMs });
+    await store.recordCallback({ provider: providerName, providerTxnId: notice.providerTxnId, orderId: notice.orderId, amountFen: notice.amountFen, outcome, detail, receivedAtMs: nowMs });
     await audit.record({
       actor: `provider:${providerName}`,
       action: `payment.callback-${outcome}`,
@@ -86,18 +91,23 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   }
 
   async function settlePaid(providerName: string, notice: PaymentNotice): Promise<CallbackResult> {
-    const order = store.getOrder(notice.orderId, deps.now());
+    const order = await store.getOrder(notice.orderId, deps.now());
     if (order?.provider !== providerName) return refuse(providerName, notice, "unknown-order", `no ${providerName} order ${notice.orderId}`);
     if (notice.amountFen !== order.amountFen) {
       return refuse(providerName, notice, "amount-mismatch", `the order is for ${order.amountFen} fen, the callback says ${notice.amountFen} fen`, order.villageId);
     }
     if (order.state === "paid" && order.providerTxnId === notice.providerTxnId && order.postingId !== undefined) {
       // A retry of a settled callback (its fields may differ, e.g. a re-stamped paidAtMs): answered from the order.
-      store.recordCallback({ provider: providerName, providerTxnId: notice.providerTxnId, orderId: order.orderId, amountFen: notice.amountFen, outcome: "duplicate", detail: `posting ${order.postingId}`, receivedAtMs: deps.now() });
+      await store.recordCallback({ provider: providerName, providerTxnId: notice.providerTxnId, orderId: order.orderId, amountFen: notice.amountFen, outcome: "duplicate", detail: `posting ${order.postingId}`, receivedAtMs: deps.now() });
       return { outcome: "duplicate", orderId: order.orderId, postingId: order.postingId };
     }
-    if (order.state === "paid" && order.providerTxnId !== notice.providerTxnId) {
-      return refuse(providerName, notice, "already-paid", `order ${order.orderId} was paid by transaction ${order.providerTxnId ?? "?"}; this second payment needs a manual refund`, order.villageId);
+    const reservation = await store.reservePayment(order.orderId, notice.providerTxnId);
+    if (reservation.outcome === "unknown-order") return refuse(providerName, notice, "unknown-order", `no ${providerName} order ${notice.orderId}`);
+    if (reservation.outcome === "other-txn") {
+      return refuse(providerName, notice, "already-paid", `order ${order.orderId} was paid by transaction ${reservation.order.providerTxnId ?? "?"}; this second payment needs a manual refund`, order.villageId);
+    }
+    if (reservation.outcome === "txn-taken") {
+      return refuse(providerName, notice, "already-paid", `transaction ${notice.providerTxnId} already paid order ${reservation.otherOrderId}; it cannot pay order ${order.orderId} too`, order.villageId);
     }
     await openHouseholdAccount(ledger, order.villageId, order.householdId);
     await ledger.openAccount({ accountId: providerAccountId(providerName, order.villageId), kind: "payment-provider", villageId: order.villageId });
@@ -115,10 +125,10 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       atMs: notice.paidAtMs,
     });
     const nowMs = deps.now();
-    store.markPaid(order.orderId, notice.providerTxnId, posted.postingId, notice.paidAtMs, nowMs);
-    registry.noteTopUp(order.householdId, posted.postingId, nowMs);
+    await store.markPaid(order.orderId, notice.providerTxnId, posted.postingId, notice.paidAtMs, nowMs);
+    await registry.noteTopUp(order.householdId, posted.postingId, nowMs);
     const outcome: CallbackOutcome = posted.duplicate ? "duplicate" : "posted";
-    store.recordCallback({ provider: providerName, providerTxnId: notice.providerTxnId, orderId: order.orderId, amountFen: notice.amountFen, outcome, detail: `posting ${posted.postingId}`, receivedAtMs: nowMs });
+    await store.recordCallback({ provider: providerName, providerTxnId: notice.providerTxnId, orderId: order.orderId, amountFen: notice.amountFen, outcome, detail: `posting ${posted.postingId}`, receivedAtMs: nowMs });
     if (!posted.duplicate) {
       await audit.record({
         actor: `provider:${providerName}`,
@@ -139,12 +149,12 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
   return {
     async createOrder({ householdId, provider: providerName, amountFen, actor }) {
       const p = provider(providerName);
-      const household = registry.getHousehold(householdId);
+      const household = await registry.getHousehold(householdId);
       if (household === undefined) throw new PaymentError(C.UNKNOWN_HOUSEHOLD, `no household ${householdId}`);
       const nowMs = deps.now();
       await openHouseholdAccount(ledger, household.villageId, householdId);
       const balanceFen = await ledger.balance(householdAccountId(householdId));
-      const policy = registry.villagePolicyAt(household.villageId, nowMs);
+      const policy = await registry.villagePolicyAt(household.villageId, nowMs);
       const check = checkTopUp(balanceFen, amountFen, policy.maxBalanceFen);
       if (!check.ok) {
         throw new PaymentError(
@@ -155,7 +165,7 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const orderId = deps.newOrderId();
       const expiresAtMs = nowMs + ttlMs;
       const created = await p.createOrder({ orderId, amountFen, description: `electricity top-up for household ${householdId}`, notifyUrl: deps.notifyUrl(providerName), expiresAtMs });
-      const order = store.insertOrder({ orderId, provider: providerName, householdId, villageId: household.villageId, amountFen, createdBy: actor, createdAtMs: nowMs, expiresAtMs, payUrl: created.payUrl, qrPayload: created.qrPayload });
+      const order = await store.insertOrder({ orderId, provider: providerName, householdId, villageId: household.villageId, amountFen, createdBy: actor, createdAtMs: nowMs, expiresAtMs, payUrl: created.payUrl, qrPayload: created.qrPayload });
       await audit.record({ actor, action: "payment.order-create", entityType: "payment-order", entityId: orderId, villageId: household.villageId, after: { householdId, amountFen, provider: providerName }, atMs: nowMs });
       return order;
     },
@@ -166,9 +176,9 @@ export function createPaymentService(deps: PaymentServiceDeps): PaymentService {
       const notice = verified.notice;
       return serial(async () => {
         if (notice.status === "paid") return settlePaid(providerName, notice);
-        const order = store.getOrder(notice.orderId, deps.now());
+        const order = await store.getOrder(notice.orderId, deps.now());
         if (order?.provider !== providerName) return refuse(providerName, notice, "unknown-order", `no ${providerName} order ${notice.orderId}`);
-        store.markFailed(order.orderId, deps.now());
+        await store.markFailed(order.orderId, deps.now());
         return refuse(providerName, notice, "failed", `the provider reports order ${order.orderId} failed`, order.villageId);
       });
     },

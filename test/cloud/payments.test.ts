@@ -170,7 +170,7 @@ describe("payment routes", () => {
     expect((await topUps()).map((e) => e.idempotencyKey)).toEqual([onlineTopUpKey("local", "txn-0001")]);
     const status = (await call(h.app, "GET", `/payment-orders/${orderId}`, FARMER_LI)).json;
     expect(status).toMatchObject({ state: "paid", providerTxnId: "txn-0001", postingId: answer.json.postingId });
-    expect(h.registry.topUpNoticesAfter(0).map((n) => n.householdId)).toEqual(["hh-li"]);
+    expect((await h.registry.topUpNoticesAfter(0)).map((n) => n.householdId)).toEqual(["hh-li"]);
   });
 
   it("posts nothing more when the provider calls back twice", async () => {
@@ -203,7 +203,7 @@ describe("payment routes", () => {
       const { body, headers } = provider.signCallback(notice, h.clock.nowMs);
       expect((await restarted.handleCallback("local", { rawBody: Buffer.from(body), headers })).outcome).toBe("duplicate");
     } finally {
-      store.close();
+      await store.close();
       await ledger.close();
     }
     expect(await topUps()).toHaveLength(1);
@@ -222,7 +222,7 @@ describe("payment routes", () => {
       expect(outcomes.map((o) => o.outcome).sort()).toEqual(["duplicate", "posted"]);
       expect(outcomes[0]?.postingId).toBe(outcomes[1]?.postingId);
     } finally {
-      store.close();
+      await store.close();
       await ledger.close();
     }
     expect(await topUps()).toHaveLength(1);
@@ -234,15 +234,15 @@ describe("payment routes", () => {
     const answer = await deliver(paid(orderId, 20_000));
     expect(answer.json.outcome).toBe("amount-mismatch");
     expect(await balance()).toBe(0);
-    expect(h.store.callbacksOf(orderId)).toMatchObject([{ outcome: "amount-mismatch", amountFen: 20_000 }]);
-    expect(h.audit.list({ entityType: "payment-order", entityId: orderId, limit: 10 }).map((e) => e.action)).toContain("payment.callback-amount-mismatch");
+    expect(await h.store.callbacksOf(orderId)).toMatchObject([{ outcome: "amount-mismatch", amountFen: 20_000 }]);
+    expect((await h.audit.list({ entityType: "payment-order", entityId: orderId, limit: 10 })).map((e) => e.action)).toContain("payment.callback-amount-mismatch");
     expect(await orderState(orderId)).toBe("created");
   });
 
   it("records a callback for an unknown order without posting", async () => {
     const answer = await deliver(paid("order-99999999"));
     expect(answer.json.outcome).toBe("unknown-order");
-    expect(h.store.callbacksByTxn("local", "txn-0001")).toMatchObject([{ outcome: "unknown-order", orderId: "order-99999999" }]);
+    expect(await h.store.callbacksByTxn("local", "txn-0001")).toMatchObject([{ outcome: "unknown-order", orderId: "order-99999999" }]);
     expect(await topUps()).toEqual([]);
   });
 
@@ -278,7 +278,7 @@ describe("payment routes", () => {
     expect(JSON.parse(forged.body)).toMatchObject({ code: "PAYMENT_BAD_SIGNATURE" });
     const stale = await deliver(paid(orderId), h.clock.nowMs - DEFAULT_CALLBACK_TOLERANCE_MS - 1);
     expect(stale.status).toBe(401);
-    expect(h.store.callbacksOf(orderId)).toEqual([]);
+    expect(await h.store.callbacksOf(orderId)).toEqual([]);
     expect(await balance()).toBe(0);
   });
 

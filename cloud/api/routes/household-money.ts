@@ -8,7 +8,16 @@
 // posting and the answer finds the posting in the ledger by its key and answers it, without re-checking a cap the
 // first attempt already passed. A request refused before anything was posted frees its key, so the officer can
 // correct it and send it again. Writes run on one serial queue per process, so two top-ups cannot both pass the cap.
+//
+// Several workers (a PostgreSQL payments store): the key is claimed in the shared store for one attempt at a time,
+// with a lease (default 30 s) longer than an attempt takes. A retry that reaches another worker while the first
+// attempt is still at work is answered 409 API_IDEMPOTENCY_IN_PROGRESS with Retry-After, and posts nothing; once the
+// first has answered, a retry anywhere gets its answer; if the first attempt's worker died, its claim runs out and
+// the next retry takes it over (finding the posting in the ledger if one was made). Only the attempt holding the
+// claim can free the key. Not yet across workers: the serial queue that keeps two DIFFERENT requests for one
+// household from both passing the cap (or the refund limit) is per process.
 
+import { randomUUID } from "node:crypto";
 import { checkTopUp } from "../../ledger/grants.js";
 import { outstandingGrantFen } from "../../prepaid/next-grant.js";
 import { LEDGER_STORE_ERROR_CODES, LedgerStoreError } from "../../ledger/store/store-errors.js";
@@ -30,7 +39,14 @@ export interface HouseholdMoneyDeps {
   readonly audit: AuditSink;
   readonly prepaid: { regrantHousehold(householdId: string, why: string): Promise<void> };
   readonly now: () => number;
+  /** Names this process's attempts in their claims; default randomUUID. */
+  readonly newClaimToken?: () => string;
+  /** How long an attempt's claim keeps other workers' retries out; default MONEY_REQUEST_LEASE_MS. */
+  readonly claimLeaseMs?: number;
 }
+
+/** Longer than any attempt takes (a few ledger and registry round trips), short enough for a retry after a crash. */
+export const MONEY_REQUEST_LEASE_MS = 30_000;
 
 export type MoneyRequest =
   | { readonly kind: "top-up"; readonly amountFen: number; readonly receiptId: string; readonly reason: string }
@@ -74,18 +90,18 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
    */
   async function committedToGrantsFen(household: Household, atMs: number): Promise<number> {
     let committed = 0;
-    for (const meter of registry.metersOfHousehold(household.householdId)) {
-      const limitWh = registry.highestLimitInForceWh(meter.meterId);
+    for (const meter of await registry.metersOfHousehold(household.householdId)) {
+      const limitWh = await registry.highestLimitInForceWh(meter.meterId);
       const charge = await ledger.loadChargeState(meter.meterId);
       if (limitWh === undefined || charge === undefined) continue;
-      committed += outstandingGrantFen(limitWh, charge.state.lastRegisterWh, registry.tariffSchedule(meter.tariffId), atMs);
+      committed += outstandingGrantFen(limitWh, charge.state.lastRegisterWh, await registry.tariffSchedule(meter.tariffId), atMs);
     }
     return committed;
   }
 
   /** Refuses (422) what the village policy does not allow; the checks of a first attempt only. */
-  function check(household: Household, request: MoneyRequest, balanceFen: number, atMs: number, committedFen: number): void {
-    const policy = registry.villagePolicyAt(household.villageId, atMs);
+  async function check(household: Household, request: MoneyRequest, balanceFen: number, atMs: number, committedFen: number): Promise<void> {
+    const policy = await registry.villagePolicyAt(household.villageId, atMs);
     if (request.kind === "top-up" || (request.kind === "correction" && request.amountFen > 0)) {
       const ok = checkTopUp(balanceFen, request.amountFen, policy.maxBalanceFen);
       if (!ok.ok) {
@@ -105,7 +121,7 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
   async function post(household: Household, key: string, request: MoneyRequest, actor: string, atMs: number): Promise<number> {
     const accountId = householdAccountId(household.householdId);
     if (request.kind === "top-up") {
-      const policy = registry.villagePolicyAt(household.villageId, atMs);
+      const policy = await registry.villagePolicyAt(household.villageId, atMs);
       const result = await recordTopUp(ledger, registry, { householdId: household.householdId, amountFen: request.amountFen, officerId: actor, receiptId: request.receiptId, atMs, maxBalanceFen: policy.maxBalanceFen });
       // This request is new (its own retries were answered above), so a receipt already on the books means the same
       // paper receipt entered twice: refuse it, and the officer sees it was recorded before.
@@ -140,11 +156,27 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
         await openHouseholdAccount(ledger, household.villageId, household.householdId);
         const accountId = householdAccountId(household.householdId);
         const requestJson = JSON.stringify(request);
-        const claimed = deps.requests.claimMoneyRequest({ householdId: household.householdId, idempotencyKey, requestJson, atMs: deps.now() });
-        if (claimed.requestJson !== requestJson) {
+        const claimToken = (deps.newClaimToken ?? randomUUID)();
+        const nowMs = deps.now();
+        const claimed = await deps.requests.claimMoneyRequest({
+          householdId: household.householdId,
+          idempotencyKey,
+          requestJson,
+          atMs: nowMs,
+          claimToken,
+          leaseMs: deps.claimLeaseMs ?? MONEY_REQUEST_LEASE_MS,
+        });
+        if (claimed.outcome === "different-request") {
           throw new HttpProblem(409, "API_IDEMPOTENCY_CONFLICT", `idempotency key ${idempotencyKey} was used for a different request`);
         }
-        if (claimed.postingId !== undefined && claimed.balanceFen !== undefined) return { postingId: claimed.postingId, duplicate: true, balanceFen: claimed.balanceFen };
+        if (claimed.outcome === "finished" && claimed.postingId !== undefined && claimed.balanceFen !== undefined) return { postingId: claimed.postingId, duplicate: true, balanceFen: claimed.balanceFen };
+        if (claimed.outcome !== "claimed") {
+          const retryAfterS = Math.max(1, Math.ceil(((claimed.claimedUntilMs ?? nowMs) - nowMs) / 1000));
+          throw new HttpProblem(409, "API_IDEMPOTENCY_IN_PROGRESS", `a request with idempotency key ${idempotencyKey} is still being applied; retry in ${retryAfterS} s`, undefined, {
+            "retry-after": String(retryAfterS),
+          });
+        }
+        const release = () => deps.requests.releaseMoneyRequest(household.householdId, idempotencyKey, claimToken);
         const key = ledgerKey(household, idempotencyKey, request);
         const earlier = await postedEarlier(accountId, key, claimed.atMs);
         let postingId: number;
@@ -154,9 +186,9 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
         } else {
           const beforeFen = await ledger.balance(accountId);
           try {
-            check(household, request, beforeFen, claimed.atMs, await committedToGrantsFen(household, claimed.atMs));
+            await check(household, request, beforeFen, claimed.atMs, await committedToGrantsFen(household, claimed.atMs));
           } catch (error) {
-            deps.requests.releaseMoneyRequest(household.householdId, idempotencyKey);
+            await release();
             throw error;
           }
           const delta = request.kind === "refund" ? -request.amountFen : request.amountFen;
@@ -185,14 +217,14 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
               after: { idempotencyKey: key },
               atMs: deps.now(),
             });
-            deps.requests.releaseMoneyRequest(household.householdId, idempotencyKey);
+            await release();
             throw error;
           }
           duplicate = false;
         }
         const balanceFen = await ledger.balance(accountId);
-        deps.requests.finishMoneyRequest(household.householdId, idempotencyKey, postingId, balanceFen);
-        if (request.kind === "top-up") registry.noteTopUp(household.householdId, postingId, deps.now());
+        await deps.requests.finishMoneyRequest(household.householdId, idempotencyKey, postingId, balanceFen);
+        if (request.kind === "top-up") await registry.noteTopUp(household.householdId, postingId, deps.now());
         await deps.prepaid.regrantHousehold(household.householdId, request.kind);
         return { postingId, duplicate, balanceFen };
       });

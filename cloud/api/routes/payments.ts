@@ -74,7 +74,7 @@ export async function paymentRoutes(app: FastifyInstance, deps: PaymentRouteDeps
     bodyLimitBytes: 4096,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        const household = requireHousehold(registry, principal, params.householdId);
+        const household = await requireHousehold(registry, principal, params.householdId);
         const order = await payments.createOrder({ householdId: household.householdId, provider: body.provider ?? deps.defaultProvider ?? "local", amountFen: body.amountFen, actor: principal.userId });
         return view(order);
       }),
@@ -89,10 +89,10 @@ export async function paymentRoutes(app: FastifyInstance, deps: PaymentRouteDeps
     params: z.strictObject({ orderId: orderIdSchema }),
     response: orderSchema,
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        const order = payments.getOrder(params.orderId);
+      asProblem(async () => {
+        const order = await payments.getOrder(params.orderId);
         if (order === undefined) throw notFound(`payment order ${params.orderId}`);
-        requireHousehold(registry, principal, order.householdId);
+        await requireHousehold(registry, principal, order.householdId);
         return view(order);
       }),
   });
