@@ -51,9 +51,9 @@ async function runPhase(backlog: number): Promise<{ trials: Trial[]; backlogStar
   let room: Awaited<ReturnType<typeof startAlertsApp>> | undefined;
   let client: SseClient | undefined;
   try {
-    cloud.registry.addVillage({ villageId: "xiantan", name: "Xiantan" });
-    cloud.registry.addGateway({ gatewayId: GW, villageId: "xiantan", secretHash: await hashSecret(PASSWORD) });
-    cloud.refreshRegistry();
+    await cloud.registry.addVillage({ villageId: "xiantan", name: "Xiantan" });
+    await cloud.registry.addGateway({ gatewayId: GW, villageId: "xiantan", secretHash: await hashSecret(PASSWORD) });
+    await cloud.refreshRegistry();
     cloud.alerts.upsertJurisdiction({ jurisdictionId: "xiantan", parentId: null, tier: "village", name: "Xiantan", ackTimeoutMs: 3_600_000, onSceneTimeoutMs: 3_600_000 });
     cloud.alerts.upsertSensor({ sensorId: FIRE_ID, gatewayId: GW, jurisdictionId: "xiantan", lat: 30.5851, lon: 119.8723, name: "ridge", mode: "normal" });
     room = await startAlertsApp(cloud.alerts);

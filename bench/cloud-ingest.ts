@@ -153,20 +153,20 @@ async function runCloud(dir: string): Promise<CloudRun> {
   try {
     const { registry, prepaid } = cloud;
     const hash = cheapHash(GATEWAY_PASSWORD);
-    registry.addTariff({ tariffId: "agri-flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE_CENTI_FEN_PER_KWH } });
-    for (let v = 0; v < 10; v++) registry.addVillage({ villageId: `v${v}`, name: `Village ${v}` });
+    await registry.addTariff({ tariffId: "agri-flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE_CENTI_FEN_PER_KWH } });
+    for (let v = 0; v < 10; v++) await registry.addVillage({ villageId: `v${v}`, name: `Village ${v}` });
     const households: string[] = [];
-    gatewayIds.forEach((gatewayId, i) => {
+    for (const [i, gatewayId] of gatewayIds.entries()) {
       const villageId = `v${i % 10}`;
-      registry.addGateway({ gatewayId, villageId, secretHash: hash });
+      await registry.addGateway({ gatewayId, villageId, secretHash: hash });
       for (let k = 0; k < METERS; k++) {
         const householdId = `hh-${meterIdOf(gatewayId, k)}`;
-        registry.addHousehold({ householdId, villageId, name: `Household ${i}/${k}`, overdraftFen: 0 });
-        registry.addMeter({ meterId: meterIdOf(gatewayId, k), gatewayId, householdId, tariffId: "agri-flat", initialWh: INITIAL_WH });
+        await registry.addHousehold({ householdId, villageId, name: `Household ${i}/${k}`, overdraftFen: 0 });
+        await registry.addMeter({ meterId: meterIdOf(gatewayId, k), gatewayId, householdId, tariffId: "agri-flat", initialWh: INITIAL_WH });
         households.push(householdId);
       }
-    });
-    cloud.refreshRegistry();
+    }
+    await cloud.refreshRegistry();
     for (const householdId of households) await prepaid.topUp({ householdId, amountFen: TOP_UP_FEN, officerId: "bench", receiptId: "r-1", atMs: BASE_AT_MS });
 
     await publishers.connect({

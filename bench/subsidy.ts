@@ -48,12 +48,12 @@ function countyLand(): VillageLand {
     return Array.from({ length: Math.min(METERS_PER_VILLAGE, METERS - from) }, (_, k) => from + k);
   };
   return {
-    villageName: (id) => (/^v\d{4}$/.test(id) && Number(id.slice(1)) < villages ? `村${id}` : undefined),
-    households: (id) => range(id).map((i) => ({ householdId: `h${pad(i)}`, name: "陈德伯" })),
+    villageName: (id) => Promise.resolve(/^v\d{4}$/.test(id) && Number(id.slice(1)) < villages ? `村${id}` : undefined),
+    households: (id) => Promise.resolve(range(id).map((i) => ({ householdId: `h${pad(i)}`, name: "陈德伯" }))),
     plots: (id) =>
-      range(id).map((i) => ({ plotId: `p${pad(i)}`, householdId: `h${pad(i)}`, areaMilliMu: 1_000 + ((i * 37) % 9_000), crops: [{ effectiveFromMs: 0, crop: i % 10 === 9 ? "tea" : i % 2 === 0 ? "rice" : "wheat" }] })),
-    meters: (id) => range(id).map((i) => ({ meterId: `m${pad(i)}`, householdId: `h${pad(i)}`, plotId: `p${pad(i)}`, litresPerKwh: 400 })),
-    householdVillage: (h) => villageId(Math.floor(Number(h.slice(1)) / METERS_PER_VILLAGE)),
+      Promise.resolve(range(id).map((i) => ({ plotId: `p${pad(i)}`, householdId: `h${pad(i)}`, areaMilliMu: 1_000 + ((i * 37) % 9_000), crops: [{ effectiveFromMs: 0, crop: i % 10 === 9 ? "tea" : i % 2 === 0 ? "rice" : "wheat" }] }))),
+    meters: (id) => Promise.resolve(range(id).map((i) => ({ meterId: `m${pad(i)}`, householdId: `h${pad(i)}`, plotId: `p${pad(i)}`, litresPerKwh: 400 }))),
+    householdVillage: (h) => Promise.resolve(villageId(Math.floor(Number(h.slice(1)) / METERS_PER_VILLAGE))),
   };
 }
 
@@ -96,7 +96,7 @@ async function settleCounty(dir: string, tag: string, usage: UsageSource, flags:
   let ids = 0;
   const service = subsidyService({ store, land: countyLand(), usage, flags, ledger, now: () => Date.now(), newId: () => `${tag}-${++ids}` });
   for (let v = 0; v < villages; v++) {
-    service.addPolicy(
+    await service.addPolicy(
       {
         villageId: villageId(v),
         programmeId: "grain-power",

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // agri-cloud: a thin CLI over the cloud libraries. `serve` runs startCloud (server.ts) until SIGINT/SIGTERM; the other
-// commands open the same SQLite file (WAL: safe next to a serving cloud, which notices gateways within a second and
-// top-ups within a second). Exit codes: 0 ok, 1 failure, 2 bad input (usage, unknown or duplicate ids, bad amounts).
+// commands open the same stores `serve` does — cloud.db (WAL: safe next to a serving cloud, which notices gateways
+// within a second and top-ups within a second), or PostgreSQL when DATABASE_URL says so. Exit codes: 0 ok, 1 failure, 2 bad input (usage, unknown or duplicate ids, bad amounts).
 
 import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
@@ -12,19 +12,22 @@ import Database from "better-sqlite3";
 import { pino } from "pino";
 import { AgriError } from "../protocols/errors.js";
 import { UnitError, fenToYuan, yuanPerKwhToPrice, yuanToFen } from "../protocols/units.js";
-import { openAuditLog, type AuditLog } from "./audit/audit-log.js";
-import { openAuthStore } from "./auth/auth-store.js";
+import type { AuditLog } from "./audit/audit-log.js";
+import type { AuthStore } from "./auth/auth-store.js";
+import { migrateAuthAndAuditFor, openAuthAndAuditFor } from "./auth/open-auth.js";
 import { addUserFromCli } from "./auth/cli-add-user.js";
 import { AuthError } from "./auth/errors.js";
 import { hashSecret } from "./broker/secrets.js";
-import { migrateLedger } from "./ledger/store/open-ledger.js";
+import { ledgerKind, migrateLedger, openLedger, redactUrl, type OpenedLedger } from "./ledger/store/open-ledger.js";
 import { TOU_RATES, type TouRate } from "./ledger/tariff.js";
 import { LedgerStoreError } from "./ledger/store/store-errors.js";
-import { openSqliteLedger, type SqliteLedger } from "./ledger/store/sqlite-ledger.js";
 import { householdAccountId, openHouseholdAccount, openVillageAccounts } from "./prepaid/accounts.js";
 import { PrepaidError, recordTopUp } from "./prepaid/top-up.js";
 import { RegistryError } from "./registry/errors.js";
-import { openRegistry, type RelayBinding, type Registry } from "./registry/registry.js";
+import { migratePaymentsFor } from "./payments/open-payments-store.js";
+import { migrateRegistryFor, openRegistryFor } from "./registry/open-registry.js";
+import { migrateMeterFlagsFor } from "./subsidy/meter-flags-open.js";
+import type { RelayBinding, Registry } from "./registry/registry.js";
 import { cloudDbPath, startCloud } from "./server.js";
 import { telemetryConfigFromEnv } from "./telemetry/open-store.js";
 
@@ -34,7 +37,8 @@ usage: agri-cloud <command> [--data-dir DIR]   (default $AGRI_DATA_DIR/cloud or 
   serve [--mqtt-host 127.0.0.1] [--mqtt-port 1883] [--http-host 127.0.0.1] [--http-port 8080]
         [--payment-key-file FILE] [--public-url URL]
         [--mqtt-external URL --shared-group NAME]   (consume from mosquitto/EMQX; AGRI_MQTT_USERNAME, AGRI_MQTT_PASSWORD)
-      environment: DATABASE_URL=postgres://… puts the ledger on PostgreSQL;
+      environment: DATABASE_URL=postgres://… puts the ledger, registry, users and audit log on PostgreSQL
+        (every command below then works on it too; backup is for cloud.db only — use pg_dump there);
         AGRI_TELEMETRY=influx-v1 (INFLUX_URL, INFLUX_DATABASE[, INFLUX_USERNAME, INFLUX_PASSWORD]) or
         AGRI_TELEMETRY=influx-v2 (INFLUX_URL[, INFLUX_TOKEN, INFLUX_ORG, INFLUX_BUCKET]); default the embedded store
   migrate
@@ -144,31 +148,36 @@ function integer(text: string, what: string, min: number, max: number): number {
 
 interface Stores {
   readonly registry: Registry;
-  readonly ledger: SqliteLedger;
+  readonly ledger: OpenedLedger;
   readonly audit: AuditLog;
 }
 
-function openStores(dataDir: string): Stores & { close: () => Promise<void> } {
+/** The stores `serve` would open, on the engine DATABASE_URL selects (cloud.db without it). */
+async function openStores(dataDir: string): Promise<Stores & { close: () => Promise<void> }> {
   mkdirSync(dataDir, { recursive: true });
-  const ledger = openSqliteLedger({ path: cloudDbPath(dataDir) });
-  const registry = openRegistry({ path: cloudDbPath(dataDir) });
-  const audit = openAuditLog(cloudDbPath(dataDir));
-  return {
-    registry,
-    ledger,
-    audit,
-    close: async () => {
-      audit.close();
-      registry.close();
-      await ledger.close();
-    },
+  const where = { databaseUrl: process.env.DATABASE_URL, sqlitePath: cloudDbPath(dataDir) };
+  const opened: { close: () => Promise<void> | void }[] = [];
+  const close = async (): Promise<void> => {
+    for (const store of opened.splice(0).reverse()) await store.close();
   };
+  try {
+    const ledger = await openLedger({ ...where, poolSize: 2 });
+    opened.push(ledger);
+    const registry = await openRegistryFor({ ...where, poolSize: 2 });
+    opened.push(registry);
+    const { auth }: { auth: AuthStore } = await openAuthAndAuditFor({ ...where, poolSize: 2 });
+    opened.push(auth);
+    return { registry, ledger, audit: auth.audit, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`);
 
 async function withStores(dataDir: string, body: (s: Stores) => Promise<void> | void): Promise<void> {
-  const stores = openStores(dataDir);
+  const stores = await openStores(dataDir);
   try {
     await body(stores);
   } finally {
@@ -242,8 +251,8 @@ function touPrices(text: string): { kind: "time-of-use"; periods: { rate: TouRat
 }
 
 /** One audit entry for a change made from the command line (after it succeeded: a refused change changed nothing). */
-function audited(audit: AuditLog, action: string, entityType: string, entityId: string, villageId: string | undefined, reason: string | undefined, after: unknown): void {
-  audit.record({
+async function audited(audit: AuditLog, action: string, entityType: string, entityId: string, villageId: string | undefined, reason: string | undefined, after: unknown): Promise<void> {
+  await audit.record({
     actor: cliActor(),
     action,
     entityType,
@@ -279,16 +288,26 @@ async function run(argv: readonly string[]): Promise<void> {
   switch (command) {
     case "serve":
       return serve(dataDir, flags);
-    case "migrate":
-      return withStores(dataDir, async () => {
-        openAuthStore({ path: cloudDbPath(dataDir) }).close();
-        const m = await migrateLedger({ databaseUrl: process.env.DATABASE_URL, sqlitePath: cloudDbPath(dataDir) });
-        out(`migrated ${cloudDbPath(dataDir)}; ledger (${m.kind}) ${m.target}: schema ${m.fromVersion} → ${m.toVersion}`);
-      });
+    case "migrate": {
+      const where = { databaseUrl: process.env.DATABASE_URL, sqlitePath: cloudDbPath(dataDir) };
+      mkdirSync(dataDir, { recursive: true });
+      const m = await migrateLedger(where);
+      const r = await migrateRegistryFor(where);
+      const a = await migrateAuthAndAuditFor(where);
+      const p = await migratePaymentsFor(where);
+      const f = await migrateMeterFlagsFor(where);
+      out(`migrated ${m.kind === "postgres" ? m.target : cloudDbPath(dataDir)}`);
+      out(`  ledger (${m.kind}): schema ${m.fromVersion} → ${m.toVersion}`);
+      out(`  registry (${r.kind}): schema ${r.fromVersion} → ${r.toVersion}`);
+      out(`  users (${a.kind}): schema ${a.auth.fromVersion} → ${a.auth.toVersion}; audit log: schema ${a.audit.fromVersion} → ${a.audit.toVersion}`);
+      out(`  payments (${p.kind}): schema ${p.fromVersion} → ${p.toVersion}`);
+      out(`  meter flags (${f.kind}): schema ${f.fromVersion} → ${f.toVersion}`);
+      return;
+    }
     case "user add":
       return withStores(dataDir, async ({ registry }) => {
         const user = await addUserFromCli(
-          cloudDbPath(dataDir),
+          { databaseUrl: process.env.DATABASE_URL, sqlitePath: cloudDbPath(dataDir) },
           registry,
           {
             userId: positional(args, 2, "<userId>"),
@@ -307,22 +326,22 @@ async function run(argv: readonly string[]): Promise<void> {
     case "village add":
       return withStores(dataDir, async ({ registry, ledger, audit }) => {
         const villageId = positional(args, 2, "<villageId>");
-        registry.addVillage({ villageId, name: required(flags, "name") });
+        await registry.addVillage({ villageId, name: required(flags, "name") });
         await openVillageAccounts(ledger, villageId);
-        audited(audit, "village.create", "village", villageId, villageId, flags.reason, { name: flags.name });
+        await audited(audit, "village.create", "village", villageId, villageId, flags.reason, { name: flags.name });
         out(`village ${villageId} added`);
       });
     case "household add":
       return withStores(dataDir, async ({ registry, ledger, audit }) => {
         const householdId = positional(args, 2, "<householdId>");
-        const household = registry.addHousehold({
+        const household = await registry.addHousehold({
           householdId,
           villageId: required(flags, "village"),
           name: required(flags, "name"),
           overdraftFen: flags.overdraft === undefined ? 0 : yuanToFen(flags.overdraft),
         });
         await openHouseholdAccount(ledger, household.villageId, householdId);
-        audited(audit, "household.create", "household", householdId, household.villageId, flags.reason, household);
+        await audited(audit, "household.create", "household", householdId, household.villageId, flags.reason, household);
         out(`household ${householdId} added (overdraft ¥${fenToYuan(household.overdraftFen)})`);
       });
     case "gateway add":
@@ -338,13 +357,13 @@ async function run(argv: readonly string[]): Promise<void> {
         } else {
           secret = randomBytes(24).toString("base64url");
         }
-        registry.addGateway({ gatewayId, secretHash: await hashSecret(secret), ...(flags.village === undefined ? {} : { villageId: flags.village }) });
-        audited(audit, "gateway.create", "gateway", gatewayId, flags.village, flags.reason, { gatewayId, villageId: flags.village ?? null });
+        await registry.addGateway({ gatewayId, secretHash: await hashSecret(secret), ...(flags.village === undefined ? {} : { villageId: flags.village }) });
+        await audited(audit, "gateway.create", "gateway", gatewayId, flags.village, flags.reason, { gatewayId, villageId: flags.village ?? null });
         out(`gateway ${gatewayId} added`);
         if (secretFile === undefined) out(`broker password (shown once; put it in the gateway's passwordFile): ${secret}`);
       });
     case "tariff add":
-      return withStores(dataDir, ({ registry, audit }) => {
+      return withStores(dataDir, async ({ registry, audit }) => {
         const tariffId = positional(args, 2, "<tariffId>");
         const effective = flags["effective-from"];
         const effectiveFrom = effective === undefined ? 0 : Date.parse(effective);
@@ -352,17 +371,17 @@ async function run(argv: readonly string[]): Promise<void> {
         const version = integer(required(flags, "version"), "--version", 1, 1_000_000);
         if ((flags.price === undefined) === (flags.tou === undefined)) throw new UsageError("give either --price (flat) or --tou (time-of-use)");
         const tariff = { tariffId, version, effectiveFrom, prices: flags.tou === undefined ? { kind: "flat" as const, priceCentiFenPerKwh: yuanPerKwhToPrice(required(flags, "price")) } : touPrices(flags.tou) };
-        registry.addTariff(tariff);
-        audited(audit, "tariff.publish", "tariff", `${tariffId}@v${version}`, undefined, flags.reason, tariff);
+        await registry.addTariff(tariff);
+        await audited(audit, "tariff.publish", "tariff", `${tariffId}@v${version}`, undefined, flags.reason, tariff);
         out(`tariff ${tariffId}@v${version} added`);
       });
     case "meter add":
-      return withStores(dataDir, ({ registry, audit }) => {
+      return withStores(dataDir, async ({ registry, audit }) => {
         const meterId = positional(args, 2, "<meterId>");
         const reconnect = flags.reconnect ?? "automatic";
         if (reconnect !== "automatic" && reconnect !== "manual") throw new UsageError(`--reconnect must be automatic or manual, got "${reconnect}"`);
         const initial = flags["initial-wh"];
-        const meter = registry.addMeter({
+        const meter = await registry.addMeter({
           meterId,
           gatewayId: required(flags, "gateway"),
           householdId: required(flags, "household"),
@@ -373,7 +392,7 @@ async function run(argv: readonly string[]): Promise<void> {
           ...(flags.profile === undefined ? {} : { profileId: flags.profile }),
           ...(flags.relay === undefined ? {} : { relay: relayBinding(flags.relay) }),
         });
-        audited(audit, "meter.create", "meter", meterId, registry.getHousehold(meter.householdId)?.villageId, flags.reason, meter);
+        await audited(audit, "meter.create", "meter", meterId, (await registry.getHousehold(meter.householdId))?.villageId, flags.reason, meter);
         out(`meter ${meterId} added`);
       });
     case "topup":
@@ -384,12 +403,12 @@ async function run(argv: readonly string[]): Promise<void> {
         try {
           const officerId = required(flags, "officer");
           const atMs = Date.now();
-          const villageId = registry.getHousehold(householdId)?.villageId;
+          const villageId = (await registry.getHousehold(householdId))?.villageId;
           // The stored-credit cap of the village policy in force (the defaults where none was set).
-          const maxBalanceFen = villageId === undefined ? undefined : registry.villagePolicyAt(villageId, atMs).maxBalanceFen;
+          const maxBalanceFen = villageId === undefined ? undefined : (await registry.villagePolicyAt(villageId, atMs)).maxBalanceFen;
           const result = await recordTopUp(ledger, registry, { householdId, amountFen, officerId, receiptId, atMs, ...(maxBalanceFen === undefined ? {} : { maxBalanceFen }) });
           if (!result.duplicate) {
-            audited(audit, "ledger.top-up", "household", householdId, registry.getHousehold(householdId)?.villageId, flags.reason ?? `cash receipt ${receiptId}`, {
+            await audited(audit, "ledger.top-up", "household", householdId, (await registry.getHousehold(householdId))?.villageId, flags.reason ?? `cash receipt ${receiptId}`, {
               amountFen,
               receiptId,
               officerId,
@@ -407,13 +426,17 @@ async function run(argv: readonly string[]): Promise<void> {
     case "balance":
       return withStores(dataDir, async ({ registry, ledger }) => {
         const householdId = positional(args, 1, "<householdId>");
-        const household = registry.getHousehold(householdId);
-        if (household === undefined) throw new UsageError(`no household ${householdId} in ${cloudDbPath(dataDir)}`);
+        const household = await registry.getHousehold(householdId);
+        if (household === undefined) throw new UsageError(`no household ${householdId} in ${registry.target}`);
         await openHouseholdAccount(ledger, household.villageId, householdId);
         out(`${householdId}: ¥${fenToYuan(await ledger.balance(householdAccountId(householdId)))}`);
       });
     case "backup": {
       const target = resolve(positional(args, 1, "<file>"));
+      if (ledgerKind(process.env.DATABASE_URL) === "postgres") {
+        // The money is not in cloud.db then; a copy of it would look like a backup and restore nothing.
+        throw new UsageError(`DATABASE_URL is set (${redactUrl(process.env.DATABASE_URL ?? "")}): the ledger, registry and users are in PostgreSQL; back them up with pg_dump (backup copies cloud.db only)`);
+      }
       const source = cloudDbPath(dataDir);
       if (!existsSync(source)) throw new UsageError(`${source}: no cloud database to back up`);
       if (existsSync(target)) throw new UsageError(`${target} exists; refusing to overwrite a backup`);
@@ -436,7 +459,9 @@ async function run(argv: readonly string[]): Promise<void> {
 run(process.argv.slice(2)).catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
   const code = error instanceof AgriError ? `${error.code}: ` : "";
-  const where = error instanceof UsageError || error instanceof UnitError ? "" : ` (database ${cloudDbPath(dataDirOf(process.argv.slice(2)))})`;
+  const url = process.env.DATABASE_URL;
+  const database = ledgerKind(url) === "postgres" ? redactUrl(url ?? "") : cloudDbPath(dataDirOf(process.argv.slice(2)));
+  const where = error instanceof UsageError || error instanceof UnitError ? "" : ` (database ${database})`;
   process.stderr.write(`agri-cloud: ${code}${message}${where}\n`);
   process.exitCode = isBadInput(error) ? 2 : 1;
 });

@@ -5,6 +5,7 @@
 
 import { randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
+import { openDurableDatabase } from "./sqlite.js";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import type { Logger } from "pino";
@@ -15,10 +16,11 @@ import { paymentRoutes } from "./api/routes/payments.js";
 import { prepaidRoutes } from "./api/routes/prepaid.js";
 import { provisioningRoutes } from "./api/routes/provisioning.js";
 import { telemetryRoutes } from "./api/routes/telemetry.js";
-import { openAuthStore, type AuthStore } from "./auth/auth-store.js";
+import type { AuthStore } from "./auth/auth-store.js";
+import { openAuthAndAuditFor } from "./auth/open-auth.js";
 import type { Ledger } from "./ledger/store/ledger.js";
 import { createLocalProvider } from "./payments/local-provider.js";
-import { openPaymentsStore } from "./payments/orders-store.js";
+import { openPaymentsStoreFor } from "./payments/open-payments-store.js";
 import { createPaymentService } from "./payments/payment-service.js";
 import type { PaymentProvider } from "./payments/provider.js";
 import type { PrepaidService } from "./prepaid/service.js";
@@ -47,9 +49,9 @@ export interface HttpOptions {
 }
 
 export interface HttpDeps {
-  /** cloud.db: the registry, auth, audit, payments and subsidy tables live there. */
+  /** cloud.db: subsidy statements live there; the registry, users, audit log, payments and meter flags too unless databaseUrl. */
   readonly dbPath: string;
-  /** A postgres:// URL when the ledger (and so the meter-day usage) is on PostgreSQL. */
+  /** A postgres:// URL puts users, sessions, API tokens, the audit log and payment orders there (as it does the ledger and registry). */
   readonly databaseUrl?: string | undefined;
   readonly registry: Registry;
   readonly ledger: Ledger;
@@ -57,7 +59,7 @@ export interface HttpDeps {
   readonly telemetry: TelemetryStore;
   readonly alerts: AlertService;
   readonly meterFlags: MeterFlagStore;
-  readonly refreshRegistry: () => void;
+  readonly refreshRegistry: () => Promise<void>;
   readonly log: Logger;
   readonly now: () => number;
 }
@@ -77,10 +79,14 @@ export async function startHttp(options: HttpOptions, deps: HttpDeps): Promise<R
     for (const step of closers.splice(0).reverse()) await step();
   };
   try {
-    const auth = openAuthStore({ path: deps.dbPath, now, villageOfHousehold: (id) => registry.getHousehold(id)?.villageId });
+    const { auth, audit } = await openAuthAndAuditFor({
+      databaseUrl: deps.databaseUrl,
+      sqlitePath: deps.dbPath,
+      now,
+      villageOfHousehold: async (id) => (await registry.getHousehold(id))?.villageId,
+    });
     closers.push(() => auth.close());
-    const audit = auth.audit;
-    const paymentsStore = openPaymentsStore({ path: deps.dbPath, now });
+    const paymentsStore = await openPaymentsStoreFor({ databaseUrl: deps.databaseUrl, sqlitePath: deps.dbPath, now });
     closers.push(() => paymentsStore.close());
 
     // The settlement reads the meter-day usage the ledger writes with every charge: a read-only connection to the
@@ -96,7 +102,10 @@ export async function startHttp(options: HttpOptions, deps: HttpDeps): Promise<R
       usage = sqliteUsageSource(usageDb);
     }
     const land = registryLand(registry);
-    const subsidy = subsidyService({ store: openSubsidyStore(audit.db), land, usage, flags: deps.meterFlags, ledger, audit, now, newId: randomUUID });
+    // Statements live in cloud.db on either engine (cloud/subsidy/README.md); their audit copies go to `audit`.
+    const subsidyDb = openDurableDatabase(deps.dbPath, 10_000, () => undefined);
+    closers.push(() => void subsidyDb.close());
+    const subsidy = subsidyService({ store: openSubsidyStore(subsidyDb), land, usage, flags: deps.meterFlags, ledger, audit, now, newId: randomUUID });
 
     let publicUrl = options.publicUrl;
     const providers = new Map<string, PaymentProvider>();

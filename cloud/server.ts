@@ -12,7 +12,6 @@
 
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { openDurableDatabase } from "./sqlite.js";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
@@ -25,8 +24,9 @@ import { startIngest, type IngestSinks, type RunningIngest } from "./ingest/inge
 import { startHttp, type HttpOptions, type RunningHttp } from "./http-server.js";
 import { openLedger, type OpenedLedger } from "./ledger/store/open-ledger.js";
 import { createPrepaidService, type PrepaidService } from "./prepaid/service.js";
-import { openRegistry, type Registry } from "./registry/registry.js";
-import { openMeterFlagStore } from "./subsidy/meter-flags.js";
+import type { Registry } from "./registry/registry.js";
+import { openRegistryFor } from "./registry/open-registry.js";
+import { openMeterFlagStoreFor } from "./subsidy/meter-flags-open.js";
 import { openTelemetryStore, type TelemetryConfig } from "./telemetry/open-store.js";
 import { createAlertService, type AlertService } from "./alerts/service.js";
 import { startWebhookWorker } from "./alerts/webhooks.js";
@@ -48,7 +48,12 @@ export interface CloudOptions {
   readonly log: Logger;
   /** The HTTP API, web console and payment callbacks; not started when absent. */
   readonly http?: HttpOptions;
-  /** postgres://… puts the ledger on PostgreSQL (DATABASE_URL); otherwise it lives in cloud.db. */
+  /**
+   * postgres://… (DATABASE_URL) puts the ledger, the registry (villages, households, plots, meters, tariffs, policies,
+   * grants, top-up notices), users, sessions, API tokens, the audit log, payment orders and subsidy meter flags on
+   * PostgreSQL, shared by every worker; otherwise they live in cloud.db. Subsidy statements (cloud.db), fire incidents
+   * (alerts.db), telemetry and the ingest's dedupe window stay in this worker's files.
+   */
   readonly databaseUrl?: string | undefined;
   /** Where telemetry goes; default the embedded SQLite store with its retention window. */
   readonly telemetry?: TelemetryConfig;
@@ -89,8 +94,8 @@ export interface RunningCloud {
   readonly telemetry: TelemetryStore;
   /** Fire incidents (issue #6): fed by the alarm and events sinks; alertsRoutes serves it over HTTP. */
   readonly alerts: AlertService;
-  /** Re-read the registry now (after a change made in this process). */
-  refreshRegistry(): void;
+  /** Re-read the registry now (after a change made in this process); resolves once the broker's snapshot has it. */
+  refreshRegistry(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -116,14 +121,14 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
   try {
     const ledger = await openLedger({ databaseUrl: options.databaseUrl, sqlitePath: dbPath, now });
     cleanups.push({ name: "ledger", run: () => ledger.close() });
-    const registry = openRegistry({ path: dbPath, now });
+    const registry = await openRegistryFor({ databaseUrl: options.databaseUrl, sqlitePath: dbPath, now });
     cleanups.push({ name: "registry", run: () => registry.close() });
     const telemetry = openTelemetryStore(options.telemetry ?? { kind: "sqlite" }, options.dataDir, now);
     cleanups.push({ name: "telemetry", run: () => telemetry.close() });
-    // Its own file (store.ts says why); the webhook worker delivers its outbox. Both stop after the ingest.
-    const flagsDb = openDurableDatabase(dbPath, 10_000, () => undefined);
-    cleanups.push({ name: "meter-flags", run: () => void flagsDb.close() });
-    const meterFlags = openMeterFlagStore(flagsDb);
+    // Fire incidents keep their own file (alerts/store.ts says why); the webhook worker delivers its outbox. Both stop
+    // after the ingest. Meter flags (tamper, offline) go where the ledger goes: settlement on any worker reads them.
+    const meterFlags = await openMeterFlagStoreFor({ databaseUrl: options.databaseUrl, sqlitePath: dbPath, now });
+    cleanups.push({ name: "meter-flags", run: () => meterFlags.close() });
     const alerts = createAlertService({ path: join(options.dataDir, "alerts.db"), log: log.child({ part: "alerts" }), now });
     cleanups.push({ name: "alerts", run: () => alerts.stop() });
     const webhooks = startWebhookWorker({ service: alerts, log: log.child({ part: "webhooks" }), now });
@@ -133,18 +138,31 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
     const commandSecret = randomBytes(24).toString("base64url");
     const internalClients = new Map<string, CloudClientRecord>([[COMMAND_USERNAME, { role: "command", secretHash: await hashSecret(commandSecret) }]]);
     let snapshot: RegistrySnapshot = { gateways: new Map(), cloudClients: new Map() };
-    const refreshRegistry = (): void => {
-      const fresh = registry.snapshot();
-      snapshot = { gateways: fresh.gateways, cloudClients: new Map([...fresh.cloudClients, ...internalClients]) };
+    // One read at a time; a refresh asked for while one runs is answered by a fresh read right after it, so a change
+    // made just before the call is always in the snapshot it resolves with.
+    let refreshing: Promise<void> | undefined;
+    let again = false;
+    const readSnapshot = async (): Promise<void> => {
+      do {
+        again = false;
+        const fresh = await registry.snapshot();
+        snapshot = { gateways: fresh.gateways, cloudClients: new Map([...fresh.cloudClients, ...internalClients]) };
+      } while (again);
     };
-    refreshRegistry();
-    const refreshTimer = setInterval(() => {
-      try {
-        refreshRegistry();
-      } catch (error) {
-        // The last good snapshot stays in force.
-        log.error({ err: error }, "cloud: registry refresh failed");
+    const refreshRegistry = (): Promise<void> => {
+      if (refreshing !== undefined) {
+        again = true;
+        return refreshing;
       }
+      refreshing = readSnapshot().finally(() => {
+        refreshing = undefined;
+      });
+      return refreshing;
+    };
+    await refreshRegistry();
+    const refreshTimer = setInterval(() => {
+      // The last good snapshot stays in force when a read fails (PostgreSQL restarting, say).
+      refreshRegistry().catch((error: unknown) => log.error({ err: error }, "cloud: registry refresh failed"));
     }, options.registryRefreshMs ?? 1000);
     cleanups.push({ name: "registry-refresh", run: () => clearInterval(refreshTimer) });
 
@@ -202,29 +220,29 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
       billing: (readings, gatewayId) => prepaid.onBilling(readings, gatewayId),
       // Group commit: the billing messages of one ingest batch charged in one ledger transaction.
       billingBatch: (items) => prepaid.onBillingBatch(items),
-      events(batch, gatewayId) {
+      async events(batch, gatewayId) {
         // Incidents first: they are committed before the ingest acknowledges the message (invariant 6).
         alerts.onEvents(batch, gatewayId);
         // Tamper, offline and monitoring-gap events flag a meter's subsidy lines for review (issue #5).
-        meterFlags.recordMeterFlags(gatewayId, batch);
-        registry.recordUplink(gatewayId, "events", batch.seq, batch, now());
+        await meterFlags.recordMeterFlags(gatewayId, batch);
+        await registry.recordUplink(gatewayId, "events", batch.seq, batch, now());
         for (const e of batch.events) uplinkLog.info({ gatewayId, seq: batch.seq, event: e }, `gateway event ${e.type}`);
       },
-      alarm(message, gatewayId) {
+      async alarm(message, gatewayId) {
         alerts.onAlarm(message, gatewayId);
-        registry.recordUplink(gatewayId, "alarm", message.seq, message, now());
+        await registry.recordUplink(gatewayId, "alarm", message.seq, message, now());
         uplinkLog.warn({ gatewayId, seq: message.seq, event: message.event }, `ALARM ${message.event.type}`);
       },
-      birth(birth, gatewayId) {
-        registry.recordUplink(gatewayId, "birth", birth.seq, birth, now());
+      async birth(birth, gatewayId) {
+        await registry.recordUplink(gatewayId, "birth", birth.seq, birth, now());
         uplinkLog.info({ gatewayId, version: birth.version, devices: birth.devices.length }, "gateway birth");
       },
-      status(status, gatewayId) {
-        registry.setGatewayStatus(gatewayId, status.state, status.at, status.reason, now());
+      async status(status, gatewayId) {
+        await registry.setGatewayStatus(gatewayId, status.state, status.at, status.reason, now());
         uplinkLog.info({ gatewayId, state: status.state, reason: status.reason ?? null }, "gateway status");
       },
       async commandAck(ack, gatewayId) {
-        registry.recordUplink(gatewayId, "commandAck", ack.seq, ack, now());
+        await registry.recordUplink(gatewayId, "commandAck", ack.seq, ack, now());
         await prepaid.onCommandAck(ack, gatewayId);
       },
     };
@@ -258,7 +276,7 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
       if (polling) return;
       polling = true;
       try {
-        const notices = registry.topUpNoticesAfter(lastNotice);
+        const notices = await registry.topUpNoticesAfter(lastNotice);
         for (const householdId of new Set(notices.map((n) => n.householdId))) await prepaid.regrantHousehold(householdId, "top-up noticed");
         lastNotice = notices.at(-1)?.noticeId ?? lastNotice;
       } catch (error) {

@@ -55,19 +55,19 @@ const example = loadEdgeConfigFile(new URL("./examples/village.yaml", import.met
 async function provision(cloud: RunningCloud, demoLog: Logger): Promise<void> {
   const { registry, ledger } = cloud;
   const gatewayId = example.gateway.id;
-  if (registry.getMeter(HOUSEHOLDS[0].meterId) !== undefined) return;
+  if (await registry.getMeter(HOUSEHOLDS[0].meterId) !== undefined) return;
   const password = example.gateway.password;
   if (password === undefined) throw new Error("edge/examples/village.yaml: the demo needs gateway.password");
-  registry.addVillage({ villageId: VILLAGE, name: "Hongmiao village" });
-  registry.addGateway({ gatewayId, villageId: VILLAGE, secretHash: await hashSecret(password) });
-  registry.addTariff({ tariffId: TARIFF, version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE_CENTI_FEN_PER_KWH } });
+  await registry.addVillage({ villageId: VILLAGE, name: "Hongmiao village" });
+  await registry.addGateway({ gatewayId, villageId: VILLAGE, secretHash: await hashSecret(password) });
+  await registry.addTariff({ tariffId: TARIFF, version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE_CENTI_FEN_PER_KWH } });
   for (const h of HOUSEHOLDS) {
-    registry.addHousehold({ householdId: h.householdId, villageId: VILLAGE, name: h.name, overdraftFen: 200 });
+    await registry.addHousehold({ householdId: h.householdId, villageId: VILLAGE, name: h.name, overdraftFen: 200 });
     await openHouseholdAccount(ledger, VILLAGE, h.householdId);
     // Where the meter sits on the bus and how its supply is cut, as the simulated village wires it.
     const device = villagePreset().devices.find((d) => d.id === h.meterId);
     const contactor = device?.meter?.contactor;
-    registry.addMeter({
+    await registry.addMeter({
       meterId: h.meterId,
       gatewayId,
       householdId: h.householdId,
@@ -79,14 +79,14 @@ async function provision(cloud: RunningCloud, demoLog: Logger): Promise<void> {
   }
   for (const h of HOUSEHOLDS) {
     const plotId = `plot-${h.householdId.slice(3)}`;
-    registry.addPlot({ plotId, householdId: h.householdId, name: `${h.name}的地`, areaMilliMu: h.areaMilliMu, crop: h.crop, recordedBy: "demo" });
-    registry.bindMeterToPlot(h.meterId, plotId);
+    await registry.addPlot({ plotId, householdId: h.householdId, name: `${h.name}的地`, areaMilliMu: h.areaMilliMu, crop: h.crop, recordedBy: "demo" });
+    await registry.bindMeterToPlot(h.meterId, plotId);
   }
-  cloud.refreshRegistry();
+  await cloud.refreshRegistry();
   provisionAlerts(cloud);
   if (cloud.http !== undefined) {
     for (const u of DEMO_USERS) await cloud.http.auth.createUser({ ...u, password: DEMO_PASSWORD }, { actor: "demo", reason: "demo village" });
-    cloud.http.subsidy.addPolicy(
+    await cloud.http.subsidy.addPolicy(
       {
         villageId: VILLAGE,
         programmeId: "grain-2026",

@@ -57,12 +57,12 @@ beforeEach(async () => {
   registry = openRegistry({ path });
   commands = [];
   prepaid = createPrepaidService({ ledger, registry, log: pino({ level: "silent" }), publishCommand: (gatewayId, command) => Promise.resolve(void commands.push({ gatewayId, command })) });
-  registry.addVillage({ villageId: "v1", name: "Village" });
-  registry.addGateway({ gatewayId: GW, villageId: "v1", secretHash: await hashSecret("unused") });
-  registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
+  await registry.addVillage({ villageId: "v1", name: "Village" });
+  await registry.addGateway({ gatewayId: GW, villageId: "v1", secretHash: await hashSecret("unused") });
+  await registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
   for (const meterId of ["m1", "m2"]) {
-    registry.addHousehold({ householdId: `hh-${meterId}`, villageId: "v1", name: meterId, overdraftFen: 0 });
-    registry.addMeter({ meterId, gatewayId: GW, householdId: `hh-${meterId}`, tariffId: "flat", initialWh: INITIAL_WH });
+    await registry.addHousehold({ householdId: `hh-${meterId}`, villageId: "v1", name: meterId, overdraftFen: 0 });
+    await registry.addMeter({ meterId, gatewayId: GW, householdId: `hh-${meterId}`, tariffId: "flat", initialWh: INITIAL_WH });
     await prepaid.topUp({ householdId: `hh-${meterId}`, amountFen: 50_000, officerId: "o1", receiptId: "r1" });
   }
 });
@@ -70,7 +70,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await prepaid.idle();
   await ledger.close();
-  registry.close();
+  await registry.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -125,9 +125,9 @@ describe("prepaid billing in group-commit batches", () => {
       { gatewayId: GW, readings: message(2, [{ meterId: "m1", registerSeq: 2 }]) },
     ]);
     await prepaid.idle();
-    const grant = registry.lastGrant("m1");
+    const grant = await registry.lastGrant("m1");
     expect(grant).toMatchObject({ grantSeq: 1, registerWh: INITIAL_WH + 2000 });
-    expect(registry.lastGrant("m2")).toMatchObject({ grantSeq: 1, registerWh: INITIAL_WH + 1000 });
+    expect(await registry.lastGrant("m2")).toMatchObject({ grantSeq: 1, registerWh: INITIAL_WH + 1000 });
     expect(commands.map((c) => (c.command.command as { meterId: string }).meterId).sort()).toEqual(["m1", "m2"]);
   });
 });

@@ -63,18 +63,18 @@ beforeEach(async () => {
   ledger = openSqliteLedger({ path });
   registry = openRegistry({ path });
   prepaid = createPrepaidService({ ledger, registry, log: pino({ level: "silent" }), publishCommand: () => Promise.resolve() });
-  registry.addVillage({ villageId: "v1", name: "Village" });
-  registry.addGateway({ gatewayId: GW, villageId: "v1", secretHash: await hashSecret("unused") });
-  registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: 5283 } });
-  registry.addHousehold({ householdId: "hh-1", villageId: "v1", name: "陈", overdraftFen: 0 });
-  registry.addMeter({ meterId: "m1", gatewayId: GW, householdId: "hh-1", tariffId: "flat", initialWh: INITIAL_WH });
+  await registry.addVillage({ villageId: "v1", name: "Village" });
+  await registry.addGateway({ gatewayId: GW, villageId: "v1", secretHash: await hashSecret("unused") });
+  await registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: 5283 } });
+  await registry.addHousehold({ householdId: "hh-1", villageId: "v1", name: "陈", overdraftFen: 0 });
+  await registry.addMeter({ meterId: "m1", gatewayId: GW, householdId: "hh-1", tariffId: "flat", initialWh: INITIAL_WH });
   await prepaid.topUp({ householdId: "hh-1", amountFen: 100_000, officerId: "o1", receiptId: "r1" });
 });
 
 afterEach(async () => {
   await prepaid.idle();
   await ledger.close();
-  registry.close();
+  await registry.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -29,18 +29,18 @@ beforeEach(async () => {
   commands = [];
   nowMs = Date.UTC(2026, 5, 1);
   prepaid = createPrepaidService({ ledger, registry, log: pino({ level: "silent" }), now: () => nowMs, publishCommand: (_gw, command) => Promise.resolve(void commands.push(command)) });
-  registry.addVillage({ villageId: "v1", name: "Village" });
-  registry.addGateway({ gatewayId: GW, villageId: "v1", secretHash: await hashSecret("unused") });
-  registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: 5283 } });
-  registry.addHousehold({ householdId: "hh-1", villageId: "v1", name: "陈德伯" });
-  registry.addMeter({ meterId: "m1", gatewayId: GW, householdId: "hh-1", tariffId: "flat", initialWh: 10_000 });
-  registry.addVillagePolicy({ villageId: "v1", version: 1, effectiveFrom: 0, policy: { friendlyPeriods: [{ from: "22:00", to: "06:00" }] } });
+  await registry.addVillage({ villageId: "v1", name: "Village" });
+  await registry.addGateway({ gatewayId: GW, villageId: "v1", secretHash: await hashSecret("unused") });
+  await registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: 5283 } });
+  await registry.addHousehold({ householdId: "hh-1", villageId: "v1", name: "陈德伯" });
+  await registry.addMeter({ meterId: "m1", gatewayId: GW, householdId: "hh-1", tariffId: "flat", initialWh: 10_000 });
+  await registry.addVillagePolicy({ villageId: "v1", version: 1, effectiveFrom: 0, policy: { friendlyPeriods: [{ from: "22:00", to: "06:00" }] } });
 });
 
 afterEach(async () => {
   await prepaid.idle();
   await ledger.close();
-  registry.close();
+  await registry.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -62,7 +62,7 @@ describe("village policy on credit grants", () => {
     // The first grant (zero balance) came with the reading, the second with the top-up: both carry the periods.
     expect(grants()).toHaveLength(2);
     expect(grants().map((g) => g.friendlyPeriods)).toEqual([[{ from: "22:00", to: "06:00" }], [{ from: "22:00", to: "06:00" }]]);
-    expect(registry.lastGrant("m1")?.friendlyPeriods).toEqual([{ from: "22:00", to: "06:00" }]);
+    expect((await registry.lastGrant("m1"))?.friendlyPeriods).toEqual([{ from: "22:00", to: "06:00" }]);
   });
 
   it("re-sends an unchanged limit when a new policy version drops the friendly periods, and only then", async () => {
@@ -71,7 +71,7 @@ describe("village policy on credit grants", () => {
     await prepaid.regrantHousehold("hh-1", "nothing changed");
     await prepaid.idle();
     expect(grants()).toHaveLength(2);
-    registry.addVillagePolicy({ villageId: "v1", version: 2, effectiveFrom: nowMs + 1_000, policy: {} });
+    await registry.addVillagePolicy({ villageId: "v1", version: 2, effectiveFrom: nowMs + 1_000, policy: {} });
     nowMs += 2_000;
     await prepaid.regrantHousehold("hh-1", "policy v2");
     await prepaid.idle();
@@ -87,7 +87,7 @@ describe("village policy on credit grants", () => {
     // Policy v1 sets no lowCredit: the policy default (2000 fen, 500 fen) applies, with no overdraft, at 52.83 fen/kWh.
     const expected = warnAtWhFor({ stage1Fen: 2_000, stage2Fen: 500 }, 0, 5283);
     expect(grants().map((g) => g.warnAtWh)).toEqual([expected, expected]);
-    expect(registry.lastGrant("m1")?.warnAtWh).toEqual(expected);
+    expect((await registry.lastGrant("m1"))?.warnAtWh).toEqual(expected);
     expect(commands.every((c) => commandSchema.safeParse(c).success)).toBe(true);
   });
 
@@ -97,17 +97,17 @@ describe("village policy on credit grants", () => {
     await prepaid.idle();
     const periods = [{ from: "22:00", to: "06:00" }];
     // Same stages as the default, spelled out: nothing to send.
-    registry.addVillagePolicy({ villageId: "v1", version: 2, effectiveFrom: nowMs + 1_000, policy: { friendlyPeriods: periods, lowCredit: { stage1Fen: 2_000, stage2Fen: 500 } } });
+    await registry.addVillagePolicy({ villageId: "v1", version: 2, effectiveFrom: nowMs + 1_000, policy: { friendlyPeriods: periods, lowCredit: { stage1Fen: 2_000, stage2Fen: 500 } } });
     nowMs += 2_000;
     await prepaid.regrantHousehold("hh-1", "policy v2");
     await prepaid.idle();
     expect(grants()).toHaveLength(2);
-    registry.addVillagePolicy({ villageId: "v1", version: 3, effectiveFrom: nowMs + 1_000, policy: { friendlyPeriods: periods, lowCredit: { stage1Fen: 5_000, stage2Fen: 1_000 } } });
+    await registry.addVillagePolicy({ villageId: "v1", version: 3, effectiveFrom: nowMs + 1_000, policy: { friendlyPeriods: periods, lowCredit: { stage1Fen: 5_000, stage2Fen: 1_000 } } });
     nowMs += 2_000;
     await prepaid.regrantHousehold("hh-1", "policy v3");
     await prepaid.idle();
     const [, first, second] = grants();
     expect(second).toMatchObject({ grantSeq: 3, limitWh: first?.limitWh, warnAtWh: warnAtWhFor({ stage1Fen: 5_000, stage2Fen: 1_000 }, 0, 5283) });
-    expect(registry.lastGrant("m1")?.warnAtWh).toEqual(second?.warnAtWh);
+    expect((await registry.lastGrant("m1"))?.warnAtWh).toEqual(second?.warnAtWh);
   });
 });

@@ -90,7 +90,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
   }
 
   async function ensureAccounts(householdId: string): Promise<{ villageId: string; overdraftFen: number }> {
-    const household = registry.getHousehold(householdId);
+    const household = await registry.getHousehold(householdId);
     if (household === undefined) throw new Error(`meter's household ${householdId} is not in the registry`);
     if (!opened.has(householdId)) {
       await openHouseholdAccount(ledger, household.villageId, householdId);
@@ -112,7 +112,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       log.info({ meterId: meter.meterId, initialWh: meter.initialWh ?? first.registerWh }, "prepaid: meter commissioned for charging");
     }
     inputs.push(...readings);
-    const tariffs = registry.tariffSchedule(meter.tariffId);
+    const tariffs = await registry.tariffSchedule(meter.tariffId);
     const result = chargesFor(state, inputs, tariffs);
     for (const h of result.held) {
       counters.held++;
@@ -140,11 +140,11 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     };
     const meters = new Map<string, Meter | undefined>();
     const byMeter = new Map<string, { meter: Meter; readings: MeterReading[]; items: Set<number> }>();
-    items.forEach(({ readings: batch, gatewayId }, index) => {
+    for (const [index, { readings: batch, gatewayId }] of items.entries()) {
       for (const r of batch.readings) {
         // The edge guard limits the import register, so that is the register charged and granted on.
         if (r.role !== "import_energy") continue;
-        if (!meters.has(r.meterId)) meters.set(r.meterId, registry.getMeter(r.meterId));
+        if (!meters.has(r.meterId)) meters.set(r.meterId, await registry.getMeter(r.meterId));
         const meter = meters.get(r.meterId);
         if (meter?.gatewayId !== gatewayId) {
           counters.unknownMeter++;
@@ -159,7 +159,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
         group.readings.push({ meterId: r.meterId, registerSeq: r.registerSeq, atMs: Date.parse(r.at), registerWh: r.energyWh });
         group.items.add(index);
       }
-    });
+    }
     const planned: { group: { meter: Meter; readings: MeterReading[]; items: Set<number> }; item: ApplyChargesBatchItem }[] = [];
     const households = new Map<string, Set<number>>();
     const touch = (householdId: string, indexes: Iterable<number>): void => {
@@ -227,22 +227,22 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     // No charged reading yet: the register the grant would be a limit on is unknown; the first reading grants.
     if (charge === undefined) return;
     const nowMs = now();
-    const tariffs = registry.tariffSchedule(meter.tariffId);
+    const tariffs = await registry.tariffSchedule(meter.tariffId);
     let otherGrantsFen = 0;
-    for (const other of registry.metersOfHousehold(meter.householdId)) {
+    for (const other of await registry.metersOfHousehold(meter.householdId)) {
       if (other.meterId === meter.meterId) continue;
       // The highest limit the other meter's gateway may be enforcing, not merely the last one sent: a lowered grant
       // that has not reached an offline gateway leaves the higher one in force there.
-      const otherLimitWh = registry.highestLimitInForceWh(other.meterId);
+      const otherLimitWh = await registry.highestLimitInForceWh(other.meterId);
       const otherCharge = await ledger.loadChargeState(other.meterId);
       if (otherLimitWh === undefined || otherCharge === undefined) continue;
-      otherGrantsFen += outstandingGrantFen(otherLimitWh, otherCharge.state.lastRegisterWh, registry.tariffSchedule(other.tariffId), nowMs);
+      otherGrantsFen += outstandingGrantFen(otherLimitWh, otherCharge.state.lastRegisterWh, await registry.tariffSchedule(other.tariffId), nowMs);
     }
     const balanceFen = await ledger.balance(householdAccountId(meter.householdId));
-    const last = registry.lastGrant(meter.meterId);
+    const last = await registry.lastGrant(meter.meterId);
     // The village's friendly periods and low-credit stages ride on every grant, so the edge keeps power on in the
     // periods and warns at the village's stages even offline.
-    const policy = registry.villagePolicyAt(household.villageId, nowMs);
+    const policy = await registry.villagePolicyAt(household.villageId, nowMs);
     const friendlyPeriods = policy.friendlyPeriods;
     const decision = decideGrant({
       meterId: meter.meterId,
@@ -269,7 +269,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       return;
     }
     // Stored first: a grant that was published is always one the cloud knows it sent.
-    const record = registry.recordGrant({
+    const record = await registry.recordGrant({
       meterId: meter.meterId,
       limitWh: body.limitWh,
       registerWh: charge.state.lastRegisterWh,
@@ -289,7 +289,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
   }
 
   async function regrantHouseholdNow(householdId: string, why: string): Promise<void> {
-    for (const meter of registry.metersOfHousehold(householdId)) await regrantMeter(meter, why);
+    for (const meter of await registry.metersOfHousehold(householdId)) await regrantMeter(meter, why);
   }
 
   return {
@@ -304,13 +304,12 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       return serial(() => billingBatchNow(items));
     },
     onCommandAck(ack, gatewayId) {
-      return serial(() => {
+      return serial(async () => {
         counters.acks++;
-        const grant = registry.recordCommandAck(ack.commandId, ack.status, ack.reason, now());
+        const grant = await registry.recordCommandAck(ack.commandId, ack.status, ack.reason, now());
         const fields = { gatewayId, commandId: ack.commandId, status: ack.status, reason: ack.reason ?? null, meterId: grant?.meterId ?? null, grantSeq: grant?.grantSeq ?? null };
         if (ack.status === "rejected" || ack.status === "failed") log.warn(fields, "prepaid: command refused by the gateway");
         else log.info(fields, "prepaid: command ack");
-        return Promise.resolve();
       });
     },
     topUp(request) {

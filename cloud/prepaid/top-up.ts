@@ -41,7 +41,7 @@ export interface TopUpResult {
 }
 
 export async function recordTopUp(ledger: Ledger, registry: Registry, request: TopUpRequest): Promise<TopUpResult> {
-  const household = registry.getHousehold(request.householdId);
+  const household = await registry.getHousehold(request.householdId);
   if (household === undefined) throw new PrepaidError(PREPAID_ERROR_CODES.UNKNOWN_HOUSEHOLD, `no household ${request.householdId}`);
   await openHouseholdAccount(ledger, household.villageId, household.householdId);
   const accountId = householdAccountId(household.householdId);
@@ -86,7 +86,7 @@ export async function recordTopUp(ledger: Ledger, registry: Registry, request: T
     }
     throw error;
   }
-  registry.noteTopUp(household.householdId, result.postingId, request.atMs);
+  await registry.noteTopUp(household.householdId, result.postingId, request.atMs);
   return { ...result, balanceFen: await ledger.balance(accountId) };
 }
 

@@ -83,16 +83,16 @@ const isStaff = (p: Principal): boolean => hasAnyRole(p, ["village-officer", "vi
 export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Promise<void> {
   const { service, land } = deps;
 
-  function requireVillage(p: Principal, villageId: string): void {
-    if (land.villageName(villageId) === undefined) throw notFound(`village ${villageId}`);
+  async function requireVillage(p: Principal, villageId: string): Promise<void> {
+    if ((await land.villageName(villageId)) === undefined) throw notFound(`village ${villageId}`);
     if (!coversVillage(p, villageId)) throw forbidden(`village ${villageId} is outside your scope`);
   }
   /** A statement the caller may see: staff of its village; a farmer of its village once it is published. */
-  function requireStatement(p: Principal, statementId: string, staffOnly: boolean): StatementRecord {
+  async function requireStatement(p: Principal, statementId: string, staffOnly: boolean): Promise<StatementRecord> {
     const s = service.store.getStatement(statementId);
     if (s === undefined) throw notFound(`statement ${statementId}`);
     if (coversVillage(p, s.villageId) && (isStaff(p) || isAdmin(p))) return s;
-    const farmerVillage = p.roles.includes("farmer") && p.householdId !== undefined ? land.householdVillage(p.householdId) : undefined;
+    const farmerVillage = p.roles.includes("farmer") && p.householdId !== undefined ? await land.householdVillage(p.householdId) : undefined;
     if (!staffOnly && farmerVillage === s.villageId && PUBLISHED.includes(s.status)) return s;
     throw forbidden(`statement ${statementId} is outside your scope`);
   }
@@ -108,9 +108,9 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     response: policySchema,
     status: 201,
     handler: ({ principal, params, body }) =>
-      asProblem(() => {
-        requireVillage(principal, params.villageId);
-        return service.addPolicy({ villageId: params.villageId, ...body }, principal.userId);
+      asProblem(async () => {
+        await requireVillage(principal, params.villageId);
+        return await service.addPolicy({ villageId: params.villageId, ...body }, principal.userId);
       }),
   });
 
@@ -123,8 +123,8 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     params: z.strictObject({ villageId: idSchema, programmeId: idSchema }),
     response: z.array(policySchema),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireVillage(principal, params.villageId);
+      asProblem(async () => {
+        await requireVillage(principal, params.villageId);
         return service.store.policies(params.villageId, params.programmeId);
       }),
   });
@@ -141,7 +141,7 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     status: 201,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        requireVillage(principal, params.villageId);
+        await requireVillage(principal, params.villageId);
         const { statement } = await service.draft({
           villageId: params.villageId,
           programmeId: body.programmeId,
@@ -165,8 +165,8 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     params: villageParams,
     response: z.array(statementSummary),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireVillage(principal, params.villageId);
+      asProblem(async () => {
+        await requireVillage(principal, params.villageId);
         return service.store.statementsOf(params.villageId).map(summary);
       }),
   });
@@ -180,8 +180,8 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     params: statementParams,
     response: statementDetail,
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireStatement(principal, params.statementId, true);
+      asProblem(async () => {
+        await requireStatement(principal, params.statementId, true);
         const d = service.statement(params.statementId);
         return { ...d, statement: summary(d.statement), lines: d.lines.map((l) => ({ ...l, line: { ...l.line } })) };
       }),
@@ -197,9 +197,9 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     body: z.strictObject({ refundFen: z.int().min(0), reason: reasonSchema }),
     response: statementSummary,
     handler: ({ principal, params, body }) =>
-      asProblem(() => {
-        requireStatement(principal, params.statementId, true);
-        return summary(service.adjustLine(params.statementId, params.lineNo, body.refundFen, body.reason, principal.userId));
+      asProblem(async () => {
+        await requireStatement(principal, params.statementId, true);
+        return summary(await service.adjustLine(params.statementId, params.lineNo, body.refundFen, body.reason, principal.userId));
       }),
   });
 
@@ -215,7 +215,7 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
       response: statementSummary,
       handler: ({ principal, params, body }) =>
         asProblem(async () => {
-          requireStatement(principal, params.statementId, true);
+          await requireStatement(principal, params.statementId, true);
           return summary(await run(params.statementId, principal, body?.reason));
         }),
     });
@@ -236,7 +236,7 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     response: z.object({ statement: statementSummary, posted: z.int(), duplicates: z.int(), payments: statementDetail.shape.payments }),
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        requireStatement(principal, params.statementId, true);
+        await requireStatement(principal, params.statementId, true);
         const result = await service.pay(params.statementId, { actor: principal.userId, ...(body?.cashHouseholdIds === undefined ? {} : { cashHouseholdIds: body.cashHouseholdIds }) });
         return { ...result, statement: summary(result.statement) };
       }),
@@ -253,21 +253,21 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     response: z.object({ objectionId: z.int() }),
     status: 201,
     handler: ({ principal, params, body }) =>
-      asProblem(() => {
-        const s = requireStatement(principal, params.statementId, false);
+      asProblem(async () => {
+        const s = await requireStatement(principal, params.statementId, false);
         const staff = coversVillage(principal, s.villageId) && (isStaff(principal) || isAdmin(principal));
         const householdId = staff ? body.householdId : principal.householdId;
         if (!staff && body.householdId !== undefined && body.householdId !== principal.householdId) throw forbidden("a farmer objects for their own household");
-        return { objectionId: service.object(params.statementId, householdId, body.text, principal.userId) };
+        return { objectionId: await service.object(params.statementId, householdId, body.text, principal.userId) };
       }),
   });
 
-  function notice(s: StatementRecord): Notice {
+  async function notice(s: StatementRecord): Promise<Notice> {
     const season = s.policy.policy.seasons.find((x) => x.seasonId === s.seasonId);
-    const names = new Map(land.households(s.villageId).map((h) => [h.householdId, h.name]));
+    const names = new Map((await land.households(s.villageId)).map((h) => [h.householdId, h.name]));
     const lines = service.store.lines(s.statementId);
     return {
-      villageName: land.villageName(s.villageId) ?? s.villageId,
+      villageName: (await land.villageName(s.villageId)) ?? s.villageId,
       statementId: s.statementId,
       seasonName: season?.name ?? s.seasonId,
       fromDay: s.fromDay,
@@ -296,12 +296,12 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
       response: z.string(),
       produces: type,
       handler: ({ principal, params, reply }) =>
-        asProblem(() => {
-          const s = requireStatement(principal, params.statementId, false);
+        asProblem(async () => {
+          const s = await requireStatement(principal, params.statementId, false);
           const headers: Record<string, string> = { "content-type": `${type}; charset=utf-8` };
           if (ext === "csv") headers["content-disposition"] = `attachment; filename="notice-${s.statementId}.csv"`;
           else headers["content-security-policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
-          return reply.code(200).headers(headers).send(render(notice(s)));
+          return reply.code(200).headers(headers).send(render(await notice(s)));
         }),
     });
   }
@@ -315,8 +315,8 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     params: statementParams,
     response: z.object({ statementId: z.string(), lines: z.int(), flaggedLines: z.int(), households: z.int(), farmSpendFen: z.int(), refundFen: z.int(), villageSavesFen: z.int(), flags: z.record(z.string(), z.int()) }),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireStatement(principal, params.statementId, true);
+      asProblem(async () => {
+        await requireStatement(principal, params.statementId, true);
         return villageReport(params.statementId, service.store.lines(params.statementId));
       }),
   });
@@ -330,8 +330,8 @@ export function subsidyRoutes(app: FastifyInstance, deps: SubsidyRouteDeps): Pro
     params: householdParams,
     response: z.array(z.object({ statement: statementSummary, line: lineSchema, refundFen: z.int(), resolvedReason: z.string().optional(), paidFen: z.int() })),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        const villageId = land.householdVillage(params.householdId);
+      asProblem(async () => {
+        const villageId = await land.householdVillage(params.householdId);
         if (villageId === undefined) throw notFound(`household ${params.householdId}`);
         const staff = coversVillage(principal, villageId) && (isStaff(principal) || isAdmin(principal));
         const own = principal.roles.includes("farmer") && principal.householdId === params.householdId;

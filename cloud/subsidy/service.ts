@@ -20,7 +20,7 @@ import type { PaymentRecord, StatementRecord, SubsidyStore } from "./store.js";
 import type { MeterUsage, UsageSource } from "./usage-source.js";
 import type { VillageLand } from "./village-land.js";
 import { workflowStep, type StepAction, type WorkflowAction, type WorkflowState } from "./workflow.js";
-import type { AuditLog } from "../audit/audit-log.js";
+import type { AuditEntryInput, AuditLog } from "../audit/audit-log.js";
 import { dayStartMs } from "./local-day.js";
 import { fenToYuan } from "../../protocols/units.js";
 
@@ -80,12 +80,29 @@ export function subsidyService(deps: SubsidyDeps) {
   }
 
   /**
-   * Every step goes to the statement's own step log and, when the cloud's audit log (cloud/audit) is given, to it
-   * too — in the caller's transaction when both share one database file.
+   * Every step goes to the statement's own step log, in the step's transaction; when the cloud's audit log
+   * (cloud/audit) is given, to it too, once that transaction has committed (`audited`): the audit log may be another
+   * engine (PostgreSQL) than the statement store, so it cannot join the transaction. If that write fails the request
+   * fails and says so; the statement's own step log still holds the step.
    */
+  const pendingAudit: AuditEntryInput[] = [];
   function logStep(s: Pick<StatementRecord, "statementId" | "villageId">, action: StepAction, actor: string, atMs: number, reason: string, detail: unknown): void {
     store.addStep(s.statementId, action, actor, atMs, reason, detail);
-    deps.audit?.record({ actor, action: `subsidy.${action}`, entityType: "subsidy-statement", entityId: s.statementId, villageId: s.villageId, reason: reason.slice(0, 2000), after: detail, atMs });
+    if (deps.audit !== undefined) pendingAudit.push({ actor, action: `subsidy.${action}`, entityType: "subsidy-statement", entityId: s.statementId, villageId: s.villageId, reason: reason.slice(0, 2000), after: detail, atMs });
+  }
+
+  /** Runs one synchronous store transaction (which logs its steps), then copies those steps to the audit log. */
+  async function audited<T>(work: () => T): Promise<T> {
+    pendingAudit.length = 0;
+    let result: T;
+    try {
+      result = work();
+    } catch (error) {
+      pendingAudit.length = 0;
+      throw error;
+    }
+    for (const entry of pendingAudit.splice(0)) await deps.audit?.record(entry);
+    return result;
   }
 
   function stateOf(s: StatementRecord): WorkflowState {
@@ -94,9 +111,9 @@ export function subsidyService(deps: SubsidyDeps) {
   }
 
   /** One workflow step, in one transaction with its log entry; `guard` refuses it from inside that transaction. */
-  function step(statementId: string, action: WorkflowAction, actor: string, reason: string, detail?: unknown, guard?: (s: StatementRecord) => void): StatementRecord {
+  function step(statementId: string, action: WorkflowAction, actor: string, reason: string, detail?: unknown, guard?: (s: StatementRecord) => void): Promise<StatementRecord> {
     const nowMs = deps.now();
-    return store.transaction(() => {
+    return audited(() => store.transaction(() => {
       const s = store.requireStatement(statementId);
       const next = workflowStep(stateOf(s), action, actor, nowMs);
       guard?.(s);
@@ -104,7 +121,7 @@ export function subsidyService(deps: SubsidyDeps) {
       store.setStatus(statementId, next.status, next.approvedBy, publishedAtMs, next.noticeUntilMs);
       logStep(s, action.action, actor, nowMs, reason, detail ?? { status: next.status });
       return store.requireStatement(statementId);
-    });
+    }));
   }
 
   async function readUsage(meterIds: readonly string[], fromDay: string, toDay: string, boundaries: readonly string[]): Promise<Map<string, MeterUsage>> {
@@ -189,10 +206,10 @@ export function subsidyService(deps: SubsidyDeps) {
 
   return {
     store,
-    addPolicy(input: SubsidyPolicyInput, actor: string): SubsidyPolicy {
+    async addPolicy(input: SubsidyPolicyInput, actor: string): Promise<SubsidyPolicy> {
       const parsed = subsidyPolicySchema.safeParse(input);
       if (!parsed.success) throw invalid(`policy: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-      if (land.villageName(parsed.data.villageId) === undefined) throw new SubsidyError(C.UNKNOWN, `no village ${parsed.data.villageId}`);
+      if ((await land.villageName(parsed.data.villageId)) === undefined) throw new SubsidyError(C.UNKNOWN, `no village ${parsed.data.villageId}`);
       store.addPolicy(parsed.data, actor, deps.now());
       return parsed.data;
     },
@@ -217,14 +234,15 @@ export function subsidyService(deps: SubsidyDeps) {
         }
         refuseSecondCorrection(target.statementId, target.villageId);
       }
-      const meters = land.meters(req.villageId);
+      const meters = await land.meters(req.villageId);
       const meterIds = meters.filter((m) => m.plotId !== undefined).map((m) => m.meterId);
-      const plots = land.plots(req.villageId);
+      const plots = await land.plots(req.villageId);
       const usage = await readUsage(meterIds, period.fromDay, period.toDay, runBoundaries(policy, period, plots));
       const flags = await deps.flags.flagsFor(meterIds, dayStartMs(period.fromDay), dayStartMs(period.toDay) + 86_400_000);
       const standing = store.standingRefunds(req.villageId, req.programmeId, req.seasonId, req.correctsStatementId);
+      const households = await land.households(req.villageId);
       const lines = settle(policy, period, {
-        households: land.households(req.villageId),
+        households,
         plots,
         meters,
         usage,
@@ -246,7 +264,7 @@ export function subsidyService(deps: SubsidyDeps) {
         createdBy: req.actor,
         createdAtMs: deps.now(),
       };
-      store.transaction(() => {
+      await audited(() => store.transaction(() => {
         // Again inside the transaction: settling awaited the usage source, and another correction may have begun.
         if (req.correctsStatementId !== undefined) refuseSecondCorrection(req.correctsStatementId, req.villageId);
         store.insertStatement(statement, lines);
@@ -256,16 +274,16 @@ export function subsidyService(deps: SubsidyDeps) {
           flagged: lines.filter((l) => l.status === "flagged").length,
           totalFen: statement.totalFen,
         });
-      });
+      }));
       return { statement, lines };
     },
 
     /** Accept (refundFen = proposed) or change one line's refund, with a reason; only while the statement is a draft. */
-    adjustLine(statementId: string, lineNo: number, refundFen: number, reason: string, actor: string): StatementRecord {
+    adjustLine(statementId: string, lineNo: number, refundFen: number, reason: string, actor: string): Promise<StatementRecord> {
       if (reason.trim().length === 0) throw invalid("an adjustment needs a reason");
       if (!Number.isSafeInteger(refundFen) || refundFen < 0) throw invalid(`refundFen must be a non-negative integer, got ${refundFen}`);
       const nowMs = deps.now();
-      return store.transaction(() => {
+      return audited(() => store.transaction(() => {
         const s = store.requireStatement(statementId);
         workflowStep(stateOf(s), { action: "adjust" }, actor, nowMs);
         const stored = store.lines(statementId).find((l) => l.line.lineNo === lineNo);
@@ -276,31 +294,33 @@ export function subsidyService(deps: SubsidyDeps) {
         store.setLineRefund(statementId, lineNo, refundFen, actor, reason);
         logStep(s, "adjust", actor, nowMs, reason, { lineNo, fromFen: stored.refundFen, toFen: refundFen, proposedFen: stored.line.proposedRefundFen });
         return store.requireStatement(statementId);
-      });
+      }));
     },
 
-    review: (statementId: string, actor: string, reason = "reviewed"): StatementRecord => step(statementId, { action: "review" }, actor, reason),
-    approve: (statementId: string, actor: string, reason = "approved"): StatementRecord => step(statementId, { action: "approve" }, actor, reason),
-    returnToDraft: (statementId: string, actor: string, reason: string): StatementRecord => {
+    review: (statementId: string, actor: string, reason = "reviewed"): Promise<StatementRecord> => step(statementId, { action: "review" }, actor, reason),
+    approve: (statementId: string, actor: string, reason = "approved"): Promise<StatementRecord> => step(statementId, { action: "approve" }, actor, reason),
+    returnToDraft: async (statementId: string, actor: string, reason: string): Promise<StatementRecord> => {
       if (reason.trim().length === 0) throw invalid("returning a statement needs a reason");
       return step(statementId, { action: "return" }, actor, reason);
     },
-    publish(statementId: string, actor: string): StatementRecord {
+    publish(statementId: string, actor: string): Promise<StatementRecord> {
       const s = store.requireStatement(statementId);
       return step(statementId, { action: "publish", noticeDays: s.policy.policy.noticeDays }, actor, `public notice for ${s.policy.policy.noticeDays} days`, undefined, refuseSecondPublication);
     },
-    object(statementId: string, householdId: string | undefined, text: string, actor: string): number {
+    async object(statementId: string, householdId: string | undefined, text: string, actor: string): Promise<number> {
       if (text.trim().length === 0) throw invalid("an objection needs its text");
+      // An objection may come from a household the statement left out, but it must be one of the village's (a
+      // statement's village never changes, so this is asked before the transaction).
+      const villageId = store.requireStatement(statementId).villageId;
+      if (householdId !== undefined && (await deps.land.householdVillage(householdId)) !== villageId) throw invalid(`household ${householdId} is not in village ${villageId}`);
       const nowMs = deps.now();
-      return store.transaction(() => {
+      return audited(() => store.transaction(() => {
         const s = store.requireStatement(statementId);
-        // An objection may come from a household the statement left out, but it must be one of the village's.
-        if (householdId !== undefined && deps.land.householdVillage(householdId) !== s.villageId) throw invalid(`household ${householdId} is not in village ${s.villageId}`);
         workflowStep(stateOf(s), { action: "object" }, actor, nowMs);
         const id = store.addObjection(statementId, householdId, actor, nowMs, text);
         logStep(s, "object", actor, nowMs, text, { objectionId: id, householdId: householdId ?? null });
         return id;
-      });
+      }));
     },
 
     async pay(statementId: string, req: PayRequest): Promise<{ statement: StatementRecord; payments: PaymentRecord[]; posted: number; duplicates: number }> {
@@ -339,11 +359,11 @@ export function subsidyService(deps: SubsidyDeps) {
         else posted++;
         store.recordPayment({ statementId, householdId: line.householdId, plotId: line.plotId, method: inCash ? "cash" : "prepaid", amountFen, postingId: result.postingId, atMs: deps.now() });
       }
-      const statement = s.status === "paid" ? s : step(statementId, { action: "pay" }, req.actor, "paid", { posted, duplicates, cash: [...cash] });
+      const statement = s.status === "paid" ? s : await step(statementId, { action: "pay" }, req.actor, "paid", { posted, duplicates, cash: [...cash] });
       return { statement, payments: store.payments(statementId), posted, duplicates };
     },
 
-    close: (statementId: string, actor: string, reason = "closed"): StatementRecord => step(statementId, { action: "close" }, actor, reason),
+    close: (statementId: string, actor: string, reason = "closed"): Promise<StatementRecord> => step(statementId, { action: "close" }, actor, reason),
 
     statement(statementId: string) {
       const statement = store.requireStatement(statementId);

@@ -6,37 +6,41 @@ import type { Registry } from "../registry/registry.js";
 import type { SettlementHousehold, SettlementMeter, SettlementPlot } from "./settle.js";
 
 export interface VillageLand {
-  villageName(villageId: string): string | undefined;
-  households(villageId: string): SettlementHousehold[];
-  plots(villageId: string): SettlementPlot[];
-  meters(villageId: string): SettlementMeter[];
+  villageName(villageId: string): Promise<string | undefined>;
+  households(villageId: string): Promise<SettlementHousehold[]>;
+  plots(villageId: string): Promise<SettlementPlot[]>;
+  meters(villageId: string): Promise<SettlementMeter[]>;
   /** The village of a household, for scope checks (undefined when unknown). */
-  householdVillage(householdId: string): string | undefined;
+  householdVillage(householdId: string): Promise<string | undefined>;
 }
 
 export function registryLand(registry: Registry): VillageLand {
   return {
-    villageName: (villageId) => registry.getVillage(villageId)?.name,
-    households: (villageId) => registry.householdsOfVillage(villageId).map((h) => ({ householdId: h.householdId, name: h.name })),
-    plots: (villageId) =>
-      registry.plotsOfVillage(villageId).map((p) => ({
-        plotId: p.plotId,
-        householdId: p.householdId,
-        areaMilliMu: p.areaMilliMu,
-        crops: registry.cropHistory(p.plotId).map((c) => ({ effectiveFromMs: c.effectiveFromMs, crop: c.crop })),
-      })),
-    meters: (villageId) =>
-      registry.householdsOfVillage(villageId).flatMap((h) =>
-        registry.metersOfHousehold(h.householdId).map((m) => {
-          const binding = registry.meterPlot(m.meterId);
-          return {
+    villageName: async (villageId) => (await registry.getVillage(villageId))?.name,
+    households: async (villageId) => (await registry.householdsOfVillage(villageId)).map((h) => ({ householdId: h.householdId, name: h.name })),
+    plots: async (villageId) => {
+      const plots: SettlementPlot[] = [];
+      for (const p of await registry.plotsOfVillage(villageId)) {
+        const crops = await registry.cropHistory(p.plotId);
+        plots.push({ plotId: p.plotId, householdId: p.householdId, areaMilliMu: p.areaMilliMu, crops: crops.map((c) => ({ effectiveFromMs: c.effectiveFromMs, crop: c.crop })) });
+      }
+      return plots;
+    },
+    meters: async (villageId) => {
+      const meters: SettlementMeter[] = [];
+      for (const h of await registry.householdsOfVillage(villageId)) {
+        for (const m of await registry.metersOfHousehold(h.householdId)) {
+          const binding = await registry.meterPlot(m.meterId);
+          meters.push({
             meterId: m.meterId,
             householdId: m.householdId,
             ...(binding?.plotId === undefined ? {} : { plotId: binding.plotId }),
             ...(binding?.litresPerKwh === undefined ? {} : { litresPerKwh: binding.litresPerKwh }),
-          };
-        }),
-      ),
-    householdVillage: (householdId) => registry.getHousehold(householdId)?.villageId,
+          });
+        }
+      }
+      return meters;
+    },
+    householdVillage: async (householdId) => (await registry.getHousehold(householdId))?.villageId,
   };
 }

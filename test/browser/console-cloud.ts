@@ -15,8 +15,10 @@ import { createAlertService, type AlertService } from "../../cloud/alerts/servic
 import { buildApp } from "../../cloud/api/app.js";
 import { prepaidRoutes } from "../../cloud/api/routes/prepaid.js";
 import { provisioningRoutes } from "../../cloud/api/routes/provisioning.js";
-import { openAuditLog, type AuditLog } from "../../cloud/audit/audit-log.js";
-import { openAuthStore, type AuthStore } from "../../cloud/auth/auth-store.js";
+import type { AuditLog } from "../../cloud/audit/audit-log.js";
+import { openSqliteAuditLog } from "../../cloud/audit/sqlite-audit-log.js";
+import type { AuthStore } from "../../cloud/auth/auth-store.js";
+import { openSqliteAuthStore } from "../../cloud/auth/sqlite-auth-store.js";
 import type { Role } from "../../cloud/auth/principal.js";
 import { hashSecret } from "../../cloud/broker/secrets.js";
 import { openSqliteLedger, type SqliteLedger } from "../../cloud/ledger/store/sqlite-ledger.js";
@@ -86,13 +88,13 @@ export async function startConsoleCloud(): Promise<ConsoleCloud> {
     const ledger: SqliteLedger = openSqliteLedger({ path: cloudDb, now });
     closers.push(() => ledger.close());
     const registry: Registry = openRegistry({ path: cloudDb, now });
-    closers.push(() => registry.close());
+    closers.push(async () => await registry.close());
     const telemetry: SqliteTelemetryStore = openSqliteTelemetryStore({ path: join(dir, "telemetry.db"), now });
     closers.push(() => telemetry.close());
-    const auth: AuthStore = openAuthStore({ path: cloudDb, now, villageOfHousehold: (id) => registry.getHousehold(id)?.villageId });
+    const auth: AuthStore = openSqliteAuthStore({ path: cloudDb, now, villageOfHousehold: async (id) => (await registry.getHousehold(id))?.villageId });
     closers.push(() => auth.close());
-    const audit: AuditLog = openAuditLog(cloudDb, { now });
-    closers.push(() => audit.close());
+    const audit: AuditLog = openSqliteAuditLog(cloudDb, { now });
+    closers.push(async () => await audit.close());
     const payments: PaymentsStore = openPaymentsStore({ path: cloudDb, now });
     closers.push(() => payments.close());
     // No broker here: grants are stored and their publication recorded; nothing in the console depends on them.
@@ -165,13 +167,13 @@ export async function startConsoleCloud(): Promise<ConsoleCloud> {
 
 /** hh-li: ¥123.45 topped up, then 2 kWh at ¥0.5283 charged from real billing readings; hh-wang and hh-chen low. */
 async function seedMoney(registry: Registry, prepaid: PrepaidService): Promise<void> {
-  registry.addVillage({ villageId: VILLAGE, name: "红庙村" });
-  registry.addHousehold({ householdId: "hh-li", villageId: VILLAGE, name: "李建国", overdraftFen: 0 });
-  registry.addHousehold({ householdId: "hh-wang", villageId: VILLAGE, name: "王秀英", overdraftFen: 0 });
-  registry.addHousehold({ householdId: "hh-chen", villageId: VILLAGE, name: "陈阿伯", overdraftFen: 0 });
-  registry.addGateway({ gatewayId: "gw-hm-1", villageId: VILLAGE, secretHash: await hashSecret("gateway-secret-hm-1") });
-  registry.addTariff({ tariffId: "agri-flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
-  registry.addMeter({ meterId: "pump-li", gatewayId: "gw-hm-1", householdId: "hh-li", tariffId: "agri-flat", initialWh: INITIAL_WH });
+  await registry.addVillage({ villageId: VILLAGE, name: "红庙村" });
+  await registry.addHousehold({ householdId: "hh-li", villageId: VILLAGE, name: "李建国", overdraftFen: 0 });
+  await registry.addHousehold({ householdId: "hh-wang", villageId: VILLAGE, name: "王秀英", overdraftFen: 0 });
+  await registry.addHousehold({ householdId: "hh-chen", villageId: VILLAGE, name: "陈阿伯", overdraftFen: 0 });
+  await registry.addGateway({ gatewayId: "gw-hm-1", villageId: VILLAGE, secretHash: await hashSecret("gateway-secret-hm-1") });
+  await registry.addTariff({ tariffId: "agri-flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
+  await registry.addMeter({ meterId: "pump-li", gatewayId: "gw-hm-1", householdId: "hh-li", tariffId: "agri-flat", initialWh: INITIAL_WH });
 
   // Paid two hours ago; pumped for a minute an hour ago (charges post at the reading's time).
   const paidAtMs = Date.now() - 2 * 3_600_000;

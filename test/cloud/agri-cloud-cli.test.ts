@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openAuditLog } from "../../cloud/audit/audit-log.js";
-import { openAuthStore } from "../../cloud/auth/auth-store.js";
+import { openSqliteAuditLog } from "../../cloud/audit/sqlite-audit-log.js";
+import { openSqliteAuthStore } from "../../cloud/auth/sqlite-auth-store.js";
 
 const run = promisify(execFile);
 let dir: string;
@@ -38,16 +38,16 @@ describe("agri-cloud command line", () => {
     expect((await cli("tariff", "add", "flat", "--version", "1", "--price", "0.5283", "--reason", "county price list 2026")).code).toBe(0);
     expect((await cli("meter", "add", "pump-1", "--gateway", "gw-1", "--household", "h1", "--tariff", "flat")).code).toBe(0);
 
-    const audit = openAuditLog(join(dir, "cloud.db"));
+    const audit = openSqliteAuditLog(join(dir, "cloud.db"));
     try {
-      const entries = audit.list({ limit: 100 });
+      const entries = await audit.list({ limit: 100 });
       expect(entries.map((e) => e.action)).toEqual(["village.create", "household.create", "gateway.create", "tariff.publish", "meter.create"]);
       expect(entries.every((e) => e.actor.startsWith("cli"))).toBe(true);
       expect(entries.find((e) => e.action === "tariff.publish")).toMatchObject({ entityId: "flat@v1", reason: "county price list 2026" });
       // The gateway's secret is never in the audit log.
       expect(JSON.stringify(entries)).not.toMatch(/scrypt|secret/i);
     } finally {
-      audit.close();
+      await audit.close();
     }
   });
 
@@ -59,11 +59,11 @@ describe("agri-cloud command line", () => {
     expect(conflicting.code).toBe(2);
     expect(conflicting.stderr).toMatch(/receipt R-1 was already recorded/);
     expect((await cli("balance", "h1")).stdout).toMatch(/h1: ¥100\.50/);
-    const audit = openAuditLog(join(dir, "cloud.db"));
+    const audit = openSqliteAuditLog(join(dir, "cloud.db"));
     try {
-      expect(audit.list({ limit: 100 }).filter((e) => e.action === "ledger.top-up")).toHaveLength(1);
+      expect((await audit.list({ limit: 100 })).filter((e) => e.action === "ledger.top-up")).toHaveLength(1);
     } finally {
-      audit.close();
+      await audit.close();
     }
   });
 
@@ -84,12 +84,12 @@ describe("agri-cloud command line", () => {
     writeFileSync(passwordFile, "short\n");
     const weak = await cli("user", "add", "officer-2", "--name", "x", "--role", "village-officer", "--village", "v1", "--password-file", passwordFile);
     expect(weak.code).toBe(2);
-    const auth = openAuthStore({ path: join(dir, "cloud.db") });
+    const auth = openSqliteAuthStore({ path: join(dir, "cloud.db") });
     try {
-      expect(auth.getUser("officer-1")).toMatchObject({ roles: ["village-officer"], villageIds: ["v1"] });
-      expect(auth.getUser("officer-2")).toBeUndefined();
+      expect(await auth.getUser("officer-1")).toMatchObject({ roles: ["village-officer"], villageIds: ["v1"] });
+      expect(await auth.getUser("officer-2")).toBeUndefined();
     } finally {
-      auth.close();
+      await auth.close();
     }
   });
 
@@ -108,12 +108,12 @@ describe("agri-cloud command line", () => {
     expect(added.code).toBe(0);
     expect((await cli("meter", "add", "pump-3", "--gateway", "gw-1", "--household", "h1", "--tariff", "flat", "--unit", "248")).code).toBe(2);
     expect((await cli("meter", "add", "pump-3", "--gateway", "gw-1", "--household", "h1", "--tariff", "flat", "--relay", "contactor:board")).stderr).toMatch(/--relay must be/);
-    const audit = openAuditLog(join(dir, "cloud.db"));
+    const audit = openSqliteAuditLog(join(dir, "cloud.db"));
     try {
-      const entry = audit.list({ entityType: "meter", entityId: "pump-2", limit: 5 })[0];
+      const entry = (await audit.list({ entityType: "meter", entityId: "pump-2", limit: 5 }))[0];
       expect(entry?.after).toMatchObject({ unitId: 2, profileId: "chint-dtsu666", relay: { kind: "contactor", deviceId: "relay-board-1", channel: 2 } });
     } finally {
-      audit.close();
+      await audit.close();
     }
   });
 

@@ -71,9 +71,9 @@ beforeAll(async () => {
   cloud = await startCloud(cloudOptions);
   // The restarted cloud must come back on the same port, where the gateway reconnects.
   cloudOptions = { ...cloudOptions, mqtt: { host: "127.0.0.1", port: cloud.mqttPort } };
-  cloud.registry.addVillage({ villageId: "xiantan", name: "Xiantan" });
-  cloud.registry.addGateway({ gatewayId: GW, villageId: "xiantan", secretHash: await hashSecret("gw-secret-fire") });
-  cloud.refreshRegistry();
+  await cloud.registry.addVillage({ villageId: "xiantan", name: "Xiantan" });
+  await cloud.registry.addGateway({ gatewayId: GW, villageId: "xiantan", secretHash: await hashSecret("gw-secret-fire") });
+  await cloud.refreshRegistry();
   const { alerts } = cloud;
   alerts.upsertJurisdiction({ jurisdictionId: "deqing", parentId: null, tier: "county", name: "Deqing", ackTimeoutMs: 600_000, onSceneTimeoutMs: 1_800_000 });
   alerts.upsertJurisdiction({ jurisdictionId: "mogan", parentId: "deqing", tier: "township", name: "Moganshan", ackTimeoutMs: 600_000, onSceneTimeoutMs: 1_200_000 });
@@ -157,7 +157,7 @@ describe("fire alerts end to end: simulator → edge → broker → cloud → co
     expect(detail.json.incident).toMatchObject({ state: "confirmed", certainty: "Observed", gridWorker: "grid-worker-chen", sensorIds: ["fire-1", "fire-2"] });
     const dispatched = await api("POST", `/alerts/incidents/${fireIncidentId}/transitions`, { action: "dispatch", assignee: "officer-lu" });
     expect(dispatched.json.incident).toMatchObject({ state: "dispatched", officer: "officer-lu" });
-    await eventually(() => cloud.registry.gatewayStatus(GW)?.state === "online", 15_000, "gateway back online");
+    await eventually(async () => (await cloud.registry.gatewayStatus(GW))?.state === "online", 15_000, "gateway back online");
   }, 40_000);
 
   it("never dispatches a Test alarm", async () => {

@@ -11,7 +11,8 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { pino } from "pino";
 import type { Principal, Role } from "../../cloud/auth/principal.js";
 import { HttpProblem, PROBLEM_CONTENT_TYPE } from "../../cloud/api/problem.js";
-import { openAuditLog, type AuditLog } from "../../cloud/audit/audit-log.js";
+import type { AuditLog } from "../../cloud/audit/audit-log.js";
+import { openSqliteAuditLog } from "../../cloud/audit/sqlite-audit-log.js";
 import { openSqliteLedger, type SqliteLedger } from "../../cloud/ledger/store/sqlite-ledger.js";
 import { openPaymentsStore, type PaymentsStore } from "../../cloud/payments/orders-store.js";
 import { createPrepaidService, type PrepaidService } from "../../cloud/prepaid/service.js";
@@ -56,7 +57,7 @@ export async function openHarness(register: (app: FastifyInstance, h: Omit<Harne
   const now = (): number => clock.nowMs;
   const registry = openRegistry({ path: dbPath, now });
   const ledger = openSqliteLedger({ path: dbPath, now });
-  const audit = openAuditLog(dbPath, { now });
+  const audit = openSqliteAuditLog(dbPath, { now });
   const store = openPaymentsStore({ path: dbPath, now });
   const commands: { gatewayId: string; command: Command }[] = [];
   const prepaid = createPrepaidService({
@@ -93,10 +94,10 @@ export async function openHarness(register: (app: FastifyInstance, h: Omit<Harne
     async close() {
       await app.close();
       await prepaid.idle();
-      store.close();
-      audit.close();
+      await store.close();
+      await audit.close();
       await ledger.close();
-      registry.close();
+      await registry.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -138,15 +139,15 @@ export async function call(app: FastifyInstance, method: "GET" | "POST" | "PUT" 
  */
 export async function seedVillages(registry: Registry, ledger: SqliteLedger, secretHash: string): Promise<void> {
   const { openHouseholdAccount } = await import("../../cloud/prepaid/accounts.js");
-  registry.addVillage({ villageId: "v1", name: "Village 1" });
-  registry.addVillage({ villageId: "v2", name: "Village 2" });
-  registry.addVillagePolicy({ villageId: "v1", version: 1, effectiveFrom: 0, policy: { maxBalanceFen: 50_000, maxOverdraftFen: 500, lowCredit: { stage1Fen: 2_000, stage2Fen: 500 } } });
-  registry.addTariff({ tariffId: "t1", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: 5283 } });
-  registry.addGateway({ gatewayId: "gw-v1", villageId: "v1", secretHash });
-  registry.addGateway({ gatewayId: "gw-v2", villageId: "v2", secretHash });
-  registry.addHousehold({ householdId: "hh-li", villageId: "v1", name: "Li", overdraftFen: 500 });
-  registry.addHousehold({ householdId: "hh-wang", villageId: "v1", name: "Wang" });
-  registry.addHousehold({ householdId: "hh-zhao", villageId: "v2", name: "Zhao" });
-  registry.addMeter({ meterId: "pump-li", gatewayId: "gw-v1", householdId: "hh-li", tariffId: "t1", initialWh: 100_000 });
+  await registry.addVillage({ villageId: "v1", name: "Village 1" });
+  await registry.addVillage({ villageId: "v2", name: "Village 2" });
+  await registry.addVillagePolicy({ villageId: "v1", version: 1, effectiveFrom: 0, policy: { maxBalanceFen: 50_000, maxOverdraftFen: 500, lowCredit: { stage1Fen: 2_000, stage2Fen: 500 } } });
+  await registry.addTariff({ tariffId: "t1", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: 5283 } });
+  await registry.addGateway({ gatewayId: "gw-v1", villageId: "v1", secretHash });
+  await registry.addGateway({ gatewayId: "gw-v2", villageId: "v2", secretHash });
+  await registry.addHousehold({ householdId: "hh-li", villageId: "v1", name: "Li", overdraftFen: 500 });
+  await registry.addHousehold({ householdId: "hh-wang", villageId: "v1", name: "Wang" });
+  await registry.addHousehold({ householdId: "hh-zhao", villageId: "v2", name: "Zhao" });
+  await registry.addMeter({ meterId: "pump-li", gatewayId: "gw-v1", householdId: "hh-li", tariffId: "t1", initialWh: 100_000 });
   for (const [villageId, householdId] of [["v1", "hh-li"], ["v1", "hh-wang"], ["v2", "hh-zhao"]] as const) await openHouseholdAccount(ledger, villageId, householdId);
 }

@@ -123,7 +123,7 @@ describe("cash top-ups", () => {
   it("answers a retry after a crash between the posting and the answer from the ledger, without re-checking the cap", async () => {
     // The first attempt claimed its key and posted, then the process died before it could store the answer.
     const request = { kind: "top-up", amountFen: 50_000, receiptId: "r-crash", reason: "cash top-up, receipt r-crash" };
-    h.store.claimMoneyRequest({ householdId: "hh-li", idempotencyKey: "crash-key-0001", requestJson: JSON.stringify(request), atMs: T0 });
+    await h.store.claimMoneyRequest({ householdId: "hh-li", idempotencyKey: "crash-key-0001", requestJson: JSON.stringify(request), atMs: T0 });
     await recordTopUp(h.ledger, h.registry, { householdId: "hh-li", amountFen: 50_000, officerId: "officer-v1", receiptId: "r-crash", atMs: T0, maxBalanceFen: 50_000 });
     h.clock.nowMs += 5_000;
     const retry = await call(h.app, "POST", "/households/hh-li/top-ups", OFFICER_V1, { amountFen: 50_000, receiptId: "r-crash", idempotencyKey: "crash-key-0001" });
@@ -146,7 +146,7 @@ describe("cash top-ups", () => {
     const twice = await call(h.app, "POST", "/households/hh-li/top-ups", OFFICER_V1, { amountFen: 2_000, receiptId: "r-dup", idempotencyKey: "second-key-001" });
     expect(twice.status).toBe(409);
     expect(field(twice, "code")).toBe("LEDGER_IDEMPOTENCY_CONFLICT");
-    const actions = h.audit.list({ entityType: "household", entityId: "hh-li", limit: 10 }).map((e) => e.action);
+    const actions = (await h.audit.list({ entityType: "household", entityId: "hh-li", limit: 10 })).map((e) => e.action);
     expect(actions).toEqual(["ledger.top-up", "ledger.top-up", "ledger.top-up-refused"]);
     expect(await balance("hh-li")).toBe(2_000);
   });
@@ -201,7 +201,7 @@ describe("cash top-ups", () => {
 
   it("writes an audit record of the officer, the amount and the receipt", async () => {
     await call(h.app, "POST", "/households/hh-li/top-ups", OFFICER_V1, { amountFen: 2_000, receiptId: "r-42", idempotencyKey: "audit-key-0001" });
-    const [entry] = h.audit.list({ entityType: "household", entityId: "hh-li", limit: 10 });
+    const [entry] = await h.audit.list({ entityType: "household", entityId: "hh-li", limit: 10 });
     expect(entry).toMatchObject({ actor: "officer-v1", action: "ledger.top-up", villageId: "v1", reason: "cash top-up, receipt r-42", before: { balanceFen: 0 }, after: { balanceFen: 2_000, amountFen: 2_000, receiptId: "r-42" } });
   });
 });
@@ -229,7 +229,7 @@ describe("refunds and corrections", () => {
       "gw-v1",
     );
     await h.prepaid.idle();
-    const limitWh = h.registry.highestLimitInForceWh("pump-li") ?? 0;
+    const limitWh = await h.registry.highestLimitInForceWh("pump-li") ?? 0;
     expect(limitWh).toBeGreaterThan(100_000);
     // The whole balance back in cash would let the pump spend it again on the grant the gateway still holds.
     const whole = await call(h.app, "POST", "/households/hh-li/refunds", OFFICER_V1, { amountFen: 3_000, receiptId: "rf-2", idempotencyKey: key(), reason: "moving away" });
@@ -259,7 +259,7 @@ describe("refunds and corrections", () => {
     await topUp("hh-li", 5_000);
     await call(h.app, "POST", "/households/hh-li/corrections", OFFICER_V1, { amountFen: -1_000, idempotencyKey: "corr-key-0001", reason: "double entry" });
     const statement = await h.ledger.statement(householdAccountId("hh-li"), 0, Number.MAX_SAFE_INTEGER);
-    const audited = h.audit.list({ entityType: "household", entityId: "hh-li", limit: 100 });
+    const audited = await h.audit.list({ entityType: "household", entityId: "hh-li", limit: 100 });
     for (const entry of statement.entries) {
       const record = audited.find((a) => (a.after as { idempotencyKey?: string } | undefined)?.idempotencyKey === entry.idempotencyKey);
       expect(record, entry.idempotencyKey).toBeDefined();
@@ -272,7 +272,7 @@ describe("refunds and corrections", () => {
     expect((await call(h.app, "POST", "/households/hh-li/corrections", OFFICER_V1, { amountFen: -100, idempotencyKey: key() })).status).toBe(400);
     expect((await call(h.app, "POST", "/households/hh-li/corrections", OFFICER_V1, { amountFen: 0, idempotencyKey: key(), reason: "nothing" })).status).toBe(400);
     expect((await call(h.app, "POST", "/households/hh-li/corrections", OFFICER_V1, { amountFen: 50_001, idempotencyKey: key(), reason: "too generous" })).status).toBe(422);
-    expect(h.audit.list({ entityType: "household", entityId: "hh-li", limit: 10 })).toEqual([]);
+    expect(await h.audit.list({ entityType: "household", entityId: "hh-li", limit: 10 })).toEqual([]);
     expect(await balance("hh-li")).toBe(0);
   });
 
@@ -291,7 +291,7 @@ describe("balance", () => {
   });
 
   it("reports the friendly periods of the village policy in force", async () => {
-    h.registry.addVillagePolicy({ villageId: "v1", version: 2, effectiveFrom: T0, policy: { maxBalanceFen: 50_000, maxOverdraftFen: 500, friendlyPeriods: [{ from: "22:00", to: "06:00" }] } });
+    await h.registry.addVillagePolicy({ villageId: "v1", version: 2, effectiveFrom: T0, policy: { maxBalanceFen: 50_000, maxOverdraftFen: 500, friendlyPeriods: [{ from: "22:00", to: "06:00" }] } });
     expect((await call(h.app, "GET", "/households/hh-li/balance", FARMER_LI)).json).toMatchObject({ friendlyPeriods: [{ from: "22:00", to: "06:00" }] });
   });
 

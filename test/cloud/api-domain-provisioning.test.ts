@@ -10,7 +10,7 @@ let h: Harness;
 let gatewayChanges = 0;
 const regrants: string[] = [];
 
-const auditOf = (entityType: string, action: string) => h.audit.list({ entityType, limit: 100 }).filter((e) => e.action === action);
+const auditOf = async (entityType: string, action: string) => (await h.audit.list({ entityType, limit: 100 })).filter((e) => e.action === action);
 const flat = (priceCentiFenPerKwh: number) => ({ kind: "flat", priceCentiFenPerKwh });
 
 async function seed(): Promise<void> {
@@ -35,6 +35,7 @@ beforeEach(async () => {
       now: () => parts.clock.nowMs,
       onGatewaysChanged: () => {
         gatewayChanges++;
+        return Promise.resolve();
       },
       prepaid: {
         regrantHousehold: (householdId) => {
@@ -56,7 +57,7 @@ describe("villages", () => {
     const refused = await call(h.app, "POST", "/villages", OFFICER_V1, { villageId: "v3", name: "Village 3" });
     expect(refused.status).toBe(403);
     expect(refused.contentType).toContain("application/problem+json");
-    expect(h.registry.getVillage("v3")).toBeUndefined();
+    expect(await h.registry.getVillage("v3")).toBeUndefined();
   });
 
   it("lists only the caller's villages to an officer, and every village to an admin", async () => {
@@ -87,7 +88,7 @@ describe("village policies", () => {
     h.clock.nowMs = T0 + 1000;
     const v2 = await call(h.app, "POST", "/villages/v1/policies", ADMIN, { effectiveFrom: T0 + 86_400_000, policy: { ...policy, maxOverdraftFen: 500 }, reason: "winter pumping" });
     expect(v2.json).toMatchObject({ villageId: "v1", version: 2 });
-    const audit = h.audit.list({ entityType: "village-policy", limit: 10 });
+    const audit = await h.audit.list({ entityType: "village-policy", limit: 10 });
     expect(audit.map((e) => [e.entityId, e.actor, e.reason])).toEqual([
       ["v1@v1", "admin-1", "committee meeting 2026-10"],
       ["v1@v2", "admin-1", "winter pumping"],
@@ -98,7 +99,7 @@ describe("village policies", () => {
     await call(h.app, "POST", "/villages/v1/policies", ADMIN, { effectiveFrom: 0, policy, reason: "first policy" });
     const refused = await call(h.app, "POST", "/villages/v1/policies", ADMIN, { effectiveFrom: T0 - 1, policy, reason: "backdated" });
     expect(refused.status).toBe(422);
-    expect(h.registry.villagePolicies("v1")).toHaveLength(1);
+    expect(await h.registry.villagePolicies("v1")).toHaveLength(1);
   });
 
   it("refuses a policy without a reason, or with stage 2 above stage 1", async () => {
@@ -151,8 +152,8 @@ describe("households", () => {
     expect((await call(h.app, "GET", "/villages/v1/households", OFFICER_V2)).status).toBe(403);
   });
 
-  it("records who added each household", () => {
-    const entries = h.audit.list({ entityType: "household", limit: 10 });
+  it("records who added each household", async () => {
+    const entries = await h.audit.list({ entityType: "household", limit: 10 });
     expect(entries.map((e) => [e.entityId, e.actor, e.action, e.villageId])).toEqual([
       ["hh-li", "officer-v1", "household.create", "v1"],
       ["hh-wang", "officer-v1", "household.create", "v1"],
@@ -167,7 +168,7 @@ describe("gateways", () => {
     expect(created.status).toBe(201);
     const secret = field<string>(created, "secret");
     expect(secret.length).toBeGreaterThanOrEqual(32);
-    const stored = h.registry.snapshot().gateways.get("gw-new")?.secretHash ?? "";
+    const stored = (await h.registry.snapshot()).gateways.get("gw-new")?.secretHash ?? "";
     expect(stored.startsWith("scrypt$")).toBe(true);
     expect(stored).not.toContain(secret);
     expect(await verifySecret(secret, stored)).toBe(true);
@@ -179,10 +180,10 @@ describe("gateways", () => {
     const created = await call(h.app, "POST", "/villages/v1/gateways", ADMIN, { gatewayId: "gw-rot" });
     const rotated = await call(h.app, "POST", "/gateways/gw-rot/secret", ADMIN, { reason: "SD card lost" });
     expect(rotated.status).toBe(200);
-    const stored = h.registry.snapshot().gateways.get("gw-rot")?.secretHash ?? "";
+    const stored = (await h.registry.snapshot()).gateways.get("gw-rot")?.secretHash ?? "";
     expect(await verifySecret(field<string>(created, "secret"), stored)).toBe(false);
     expect(await verifySecret(field<string>(rotated, "secret"), stored)).toBe(true);
-    expect(h.audit.list({ entityType: "gateway", entityId: "gw-rot", limit: 10 }).map((e) => [e.action, e.reason ?? null])).toEqual([
+    expect((await h.audit.list({ entityType: "gateway", entityId: "gw-rot", limit: 10 })).map((e) => [e.action, e.reason ?? null])).toEqual([
       ["gateway.create", null],
       ["gateway.rotate-secret", "SD card lost"],
     ]);
@@ -198,8 +199,8 @@ describe("gateways", () => {
   it("lets an officer disable their village's gateway with a reason, audited before and after", async () => {
     const answer = await call(h.app, "PATCH", "/gateways/gw-v1", OFFICER_V1, { enabled: false, reason: "cabinet flooded" });
     expect(answer.json).toEqual({ gatewayId: "gw-v1", villageId: "v1", enabled: false });
-    expect(h.registry.snapshot().gateways.get("gw-v1")?.enabled).toBe(false);
-    const [entry] = auditOf("gateway", "gateway.disable");
+    expect((await h.registry.snapshot()).gateways.get("gw-v1")?.enabled).toBe(false);
+    const [entry] = await auditOf("gateway", "gateway.disable");
     expect(entry).toMatchObject({ actor: "officer-v1", reason: "cabinet flooded", before: { enabled: true }, after: { enabled: false } });
   });
 
@@ -207,7 +208,7 @@ describe("gateways", () => {
     expect((await call(h.app, "PATCH", "/gateways/gw-v2", OFFICER_V1, { enabled: false, reason: "not mine" })).status).toBe(403);
     expect((await call(h.app, "POST", "/villages/v1/gateways", OFFICER_V1, { gatewayId: "gw-mine" })).status).toBe(403);
     expect((await call(h.app, "POST", "/gateways/gw-v1/secret", OFFICER_V1, { reason: "curious" })).status).toBe(403);
-    expect(h.registry.snapshot().gateways.get("gw-v2")?.enabled).toBe(true);
+    expect((await h.registry.snapshot()).gateways.get("gw-v2")?.enabled).toBe(true);
   });
 
   it("refuses a duplicate gateway id with 409 and a malformed one with 400", async () => {
@@ -231,7 +232,7 @@ describe("tariffs", () => {
   it("refuses a later version backdated into the past", async () => {
     const refused = await call(h.app, "POST", "/tariffs/t1/versions", ADMIN, { effectiveFrom: T0 - 1, prices: flat(1), reason: "retroactive discount" });
     expect(refused.status).toBe(422);
-    expect(h.registry.tariffSchedule("t1")).toHaveLength(1);
+    expect(await h.registry.tariffSchedule("t1")).toHaveLength(1);
   });
 
   it("needs a reason, an admin, and an integer price", async () => {
@@ -260,7 +261,7 @@ describe("meters and plots", () => {
     const added = await call(h.app, "POST", "/households/hh-li/meters", OFFICER_V1, { meterId: "pump-li", gatewayId: "gw-v1", tariffId: "t1", plotId: "plot-li-1", litresPerKwh: 900, reason: "new pump" });
     expect(added.status).toBe(201);
     expect(added.json).toMatchObject({ meterId: "pump-li", householdId: "hh-li", plotId: "plot-li-1", litresPerKwh: 900 });
-    const [entry] = h.audit.list({ entityType: "meter", entityId: "pump-li", limit: 1 });
+    const [entry] = await h.audit.list({ entityType: "meter", entityId: "pump-li", limit: 1 });
     expect(entry).toMatchObject({ actor: "officer-v1", action: "meter.create", reason: "new pump", villageId: "v1" });
   });
 
@@ -277,7 +278,7 @@ describe("meters and plots", () => {
     expect((await call(h.app, "POST", "/households/hh-li/meters", OFFICER_V1, { meterId: "pump-li", gatewayId: "gw-v2", tariffId: "t1", reason: "wrong gw" })).status).toBe(422);
     expect((await call(h.app, "POST", "/households/hh-wang/meters", OFFICER_V1, { meterId: "pump-w", gatewayId: "gw-v1", tariffId: "t1", plotId: "plot-li-1", reason: "wrong plot" })).status).toBe(422);
     expect((await call(h.app, "POST", "/households/hh-li/meters", OFFICER_V1, { meterId: "pump-li", gatewayId: "gw-v1", tariffId: "nope", reason: "unknown tariff" })).status).toBe(404);
-    expect(h.registry.getMeter("pump-li")).toBeUndefined();
+    expect(await h.registry.getMeter("pump-li")).toBeUndefined();
   });
 
   it("shows a farmer their own meter and refuses them a neighbour's", async () => {
@@ -293,7 +294,7 @@ describe("meters and plots", () => {
     await call(h.app, "POST", "/households/hh-li/meters", OFFICER_V1, { meterId: "pump-li", gatewayId: "gw-v1", tariffId: "t1", reason: "new pump" });
     const bound = await call(h.app, "PUT", "/meters/pump-li/plot", OFFICER_V1, { plotId: "plot-li-1", reason: "pump moved to the paddy" });
     expect(field(bound, "plotId")).toBe("plot-li-1");
-    const [entry] = auditOf("meter", "meter.bind-plot");
+    const [entry] = await auditOf("meter", "meter.bind-plot");
     expect(entry?.before).not.toHaveProperty("plotId");
     expect(entry?.after).toMatchObject({ plotId: "plot-li-1" });
   });
@@ -303,7 +304,7 @@ describe("meters and plots", () => {
     expect(changed.status).toBe(201);
     expect(field<{ crop: string }[]>(changed, "crops").map((c) => c.crop)).toEqual(["rice", "wheat"]);
     expect((await call(h.app, "POST", "/plots/plot-li-1/crops", OFFICER_V1, { crop: "maize", effectiveFromMs: T0 })).status).toBe(409);
-    const [entry] = auditOf("plot", "plot.crop-change");
+    const [entry] = await auditOf("plot", "plot.crop-change");
     expect(entry).toMatchObject({ before: { crop: "rice" }, after: { crop: "wheat", recordedBy: "officer-v1" } });
   });
 
@@ -321,6 +322,6 @@ describe("bad input", () => {
     expect((await call(h.app, "POST", "/households/hh-li/plots", OFFICER_V1, { plotId: "p2", name: "x", areaMilliMu: 1.5, crop: "rice" })).status).toBe(400);
     const huge = await call(h.app, "POST", "/villages", ADMIN, { villageId: "v3", name: "x".repeat(20_000) });
     expect(huge.status).toBe(413);
-    expect(h.registry.getVillage("v3")).toBeUndefined();
+    expect(await h.registry.getVillage("v3")).toBeUndefined();
   });
 });

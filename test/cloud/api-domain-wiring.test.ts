@@ -26,13 +26,13 @@ function domainRoutes(publicUrl: string): RoutePlugin[] {
   const providers = new Map<string, PaymentProvider>([["local", provider]]);
   return [
     (app, d) => provisioningRoutes(app, { registry: d.registry, ledger: d.ledger, audit: d.audit, now: d.now, prepaid: d.prepaid }),
-    (app, d) => prepaidRoutes(app, { registry: d.registry, ledger: d.ledger, audit: d.audit, prepaid: d.prepaid, requests: paymentsStore(d.registry.path), telemetry: d.telemetry, now: d.now }),
+    (app, d) => prepaidRoutes(app, { registry: d.registry, ledger: d.ledger, audit: d.audit, prepaid: d.prepaid, requests: paymentsStore(d.registry.target), telemetry: d.telemetry, now: d.now }),
     (app, d) => telemetryRoutes(app, { registry: d.registry, telemetry: d.telemetry }),
     (app, d) =>
       paymentRoutes(app, {
         registry: d.registry,
         payments: createPaymentService({
-          store: paymentsStore(d.registry.path),
+          store: paymentsStore(d.registry.target),
           ledger: d.ledger,
           registry: d.registry,
           providers,
@@ -53,7 +53,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await core.close();
-  store?.close();
+  await store?.close();
 });
 
 describe("the domain routes in the real app", () => {
@@ -99,7 +99,7 @@ describe("the domain routes in the real app", () => {
     const from = core.nowMs() - 86_400_000;
     const statement = await core.inject({ method: "GET", url: `/households/h1/statement?fromMs=${from}&toMs=${core.nowMs() + 1}`, headers: bearer(token) });
     expect(statement.json()).toMatchObject({ openingBalanceFen: 0, closingBalanceFen: 300, lines: [{ kind: "correction", amountFen: 300, actor: "officer:admin" }] });
-    const entries = core.auth.audit.list({ entityType: "household", entityId: "h1", limit: 10 });
+    const entries = await core.auth.audit.list({ entityType: "household", entityId: "h1", limit: 10 });
     expect(entries).toMatchObject([{ actor: "admin", action: "ledger.correction", reason: "goodwill", villageId: "v1" }]);
   });
 });

@@ -25,12 +25,12 @@ async function start(m: CloudChildStart): Promise<void> {
   const s = m.setup;
   if (s !== undefined) {
     const { registry } = cloud;
-    registry.addVillage({ villageId: "v1", name: "Village 1" });
-    registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: s.priceCentiFenPerKwh } });
-    registry.addHousehold({ householdId: "hh-1", villageId: "v1", name: "Household 1", overdraftFen: 0 });
-    registry.addGateway({ gatewayId: s.gatewayId, villageId: "v1", secretHash: s.secretHash });
-    registry.addMeter({ meterId: s.meterId, gatewayId: s.gatewayId, householdId: "hh-1", tariffId: "flat", initialWh: s.initialWh });
-    cloud.refreshRegistry();
+    await registry.addVillage({ villageId: "v1", name: "Village 1" });
+    await registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: s.priceCentiFenPerKwh } });
+    await registry.addHousehold({ householdId: "hh-1", villageId: "v1", name: "Household 1", overdraftFen: 0 });
+    await registry.addGateway({ gatewayId: s.gatewayId, villageId: "v1", secretHash: s.secretHash });
+    await registry.addMeter({ meterId: s.meterId, gatewayId: s.gatewayId, householdId: "hh-1", tariffId: "flat", initialWh: s.initialWh });
+    await cloud.refreshRegistry();
     await cloud.prepaid.topUp({ householdId: "hh-1", amountFen: s.topUpFen, officerId: "officer", receiptId: "r-1" });
   }
   send({ type: "ready" });

@@ -47,11 +47,11 @@ beforeAll(async () => {
     log: pino({ level: process.env.EXT_LOG ?? "silent" }),
   });
   const { registry } = cloud;
-  registry.addVillage({ villageId: "v1", name: "Village" });
-  registry.addHousehold({ householdId: HOUSEHOLD, villageId: "v1", name: "Wang", overdraftFen: 0 });
-  registry.addGateway({ gatewayId: GW, villageId: "v1", secretHash: await hashSecret("checked by mosquitto, not here") });
-  registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
-  registry.addMeter({ meterId: METER, gatewayId: GW, householdId: HOUSEHOLD, tariffId: "flat", initialWh: INITIAL_WH });
+  await registry.addVillage({ villageId: "v1", name: "Village" });
+  await registry.addHousehold({ householdId: HOUSEHOLD, villageId: "v1", name: "Wang", overdraftFen: 0 });
+  await registry.addGateway({ gatewayId: GW, villageId: "v1", secretHash: await hashSecret("checked by mosquitto, not here") });
+  await registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
+  await registry.addMeter({ meterId: METER, gatewayId: GW, householdId: HOUSEHOLD, tariffId: "flat", initialWh: INITIAL_WH });
   await cloud.prepaid.topUp({ householdId: HOUSEHOLD, amountFen: 10_000, officerId: "o1", receiptId: "r1" });
   gateway = await mqtt.connectAsync(broker.url, { clientId: GW, username: GW, password: PASSWORDS[GW], reconnectPeriod: 200 });
 }, 30_000);

@@ -91,7 +91,7 @@ async function startWorker(n: number): Promise<Worker> {
       await ingest.stop();
       await prepaid.idle();
       await ledger.close();
-      registry.close();
+      await registry.close();
     },
   };
 }
@@ -163,12 +163,12 @@ beforeAll(async () => {
   setup = { ledger: openSqliteLedger({ path: dbPath }), registry: openRegistry({ path: dbPath }) };
   const { registry } = setup;
   const hash = await hashSecret("unused-here: mosquitto authenticates");
-  registry.addVillage({ villageId: "v1", name: "Village" });
-  registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
-  for (const gw of GATEWAYS) registry.addGateway({ gatewayId: gw, villageId: "v1", secretHash: hash });
+  await registry.addVillage({ villageId: "v1", name: "Village" });
+  await registry.addTariff({ tariffId: "flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
+  for (const gw of GATEWAYS) await registry.addGateway({ gatewayId: gw, villageId: "v1", secretHash: hash });
   for (const meterId of meterIds) {
-    registry.addHousehold({ householdId: householdOf(meterId), villageId: "v1", name: meterId, overdraftFen: 0 });
-    registry.addMeter({ meterId, gatewayId: meterId.slice(0, meterId.lastIndexOf("-")), householdId: householdOf(meterId), tariffId: "flat", initialWh: INITIAL_WH });
+    await registry.addHousehold({ householdId: householdOf(meterId), villageId: "v1", name: meterId, overdraftFen: 0 });
+    await registry.addMeter({ meterId, gatewayId: meterId.slice(0, meterId.lastIndexOf("-")), householdId: householdOf(meterId), tariffId: "flat", initialWh: INITIAL_WH });
   }
   commandClient = await mqtt.connectAsync(broker.url, { clientId: "cloud-command", username: CLOUD_USER, password: PASSWORDS[CLOUD_USER] ?? "", reconnectPeriod: 200 });
   const topUps = createPrepaidService({ ledger: setup.ledger, registry, log, publishCommand: () => Promise.resolve() });
@@ -186,7 +186,7 @@ afterAll(async () => {
   for (const c of gateways.values()) await c.endAsync(true);
   await commandClient?.endAsync(true);
   await setup?.ledger.close();
-  setup?.registry.close();
+  await setup?.registry.close();
   await broker?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });

@@ -75,12 +75,12 @@ beforeAll(async () => {
   const log = pino({ level: process.env.E2E_LOG ?? "silent" });
   cloud = await startCloud({ dataDir: join(dir, "cloud"), mqtt: { host: "127.0.0.1", port: 0 }, log, cutReserveFen: CUT_RESERVE_FEN, topUpPollMs: 200 });
   const { registry } = cloud;
-  registry.addVillage({ villageId: "hongmiao", name: "Hongmiao" });
-  registry.addHousehold({ householdId: HOUSEHOLD, villageId: "hongmiao", name: "Li", overdraftFen: OVERDRAFT_FEN });
-  registry.addGateway({ gatewayId: GW, villageId: "hongmiao", secretHash: await hashSecret("gw-secret-e2e") });
-  registry.addTariff({ tariffId: "agri-flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
-  registry.addMeter({ meterId: METER, gatewayId: GW, householdId: HOUSEHOLD, tariffId: "agri-flat", initialWh: INITIAL_WH });
-  cloud.refreshRegistry();
+  await registry.addVillage({ villageId: "hongmiao", name: "Hongmiao" });
+  await registry.addHousehold({ householdId: HOUSEHOLD, villageId: "hongmiao", name: "Li", overdraftFen: OVERDRAFT_FEN });
+  await registry.addGateway({ gatewayId: GW, villageId: "hongmiao", secretHash: await hashSecret("gw-secret-e2e") });
+  await registry.addTariff({ tariffId: "agri-flat", version: 1, effectiveFrom: 0, prices: { kind: "flat", priceCentiFenPerKwh: PRICE } });
+  await registry.addMeter({ meterId: METER, gatewayId: GW, householdId: HOUSEHOLD, tariffId: "agri-flat", initialWh: INITIAL_WH });
+  await cloud.refreshRegistry();
 
   const config = parseEdgeConfig({
     gateway: { id: GW, password: "gw-secret-e2e" },
@@ -107,22 +107,22 @@ afterAll(async () => {
 
 describe("prepaid end to end: simulator → edge → cloud", () => {
   it("authenticates the gateway and charges nothing while no credit was granted", async () => {
-    await eventually(() => cloud.registry.gatewayStatus(GW)?.state === "online", 10_000, "gateway online");
+    await eventually(async () => (await cloud.registry.gatewayStatus(GW))?.state === "online", 10_000, "gateway online");
     await eventuallyAsync(async () => (await chargedRegisterWh()) === INITIAL_WH, 10_000, "first billing reading charged");
     expect(await balance()).toBe(0);
     // A first grant that gives nothing: the limit is the register itself.
-    await eventually(() => cloud.registry.lastGrant(METER)?.ackStatus === "done", 10_000, "zero grant acknowledged");
-    expect(cloud.registry.lastGrant(METER)).toMatchObject({ grantSeq: 1, limitWh: INITIAL_WH });
+    await eventually(async () => (await cloud.registry.lastGrant(METER))?.ackStatus === "done", 10_000, "zero grant acknowledged");
+    expect(await cloud.registry.lastGrant(METER)).toMatchObject({ grantSeq: 1, limitWh: INITIAL_WH });
     expect(meter().relayClosed).toBe(false);
   });
 
   it("grants credit on a cash top-up, closes the relay and runs the pump", async () => {
     const result = await cloud.prepaid.topUp({ householdId: HOUSEHOLD, amountFen: 30, officerId: "officer-wu", receiptId: "r-0001" });
     expect(result).toMatchObject({ duplicate: false, balanceFen: 30 });
-    const grant = cloud.registry.lastGrant(METER);
+    const grant = await cloud.registry.lastGrant(METER);
     // spendable = 30 + 5 overdraft − 5 cut reserve = 30 fen → floor(30 × 10^5 / 5283) Wh above the register.
     expect(grant).toMatchObject({ grantSeq: 2, limitWh: INITIAL_WH + Math.floor((30 * 100_000) / PRICE) });
-    await eventually(() => cloud.registry.lastGrant(METER)?.ackStatus === "done", 10_000, "grant acknowledged done");
+    await eventually(async () => (await cloud.registry.lastGrant(METER))?.ackStatus === "done", 10_000, "grant acknowledged done");
     await eventually(() => meter().relayClosed, 10_000, "relay closed");
     await eventually(() => meter().importRegisterWh > INITIAL_WH + 50, 10_000, "pump running");
   });
@@ -145,15 +145,15 @@ describe("prepaid end to end: simulator → edge → cloud", () => {
     expect(await balance()).toBe(30 - charged);
     expect(await balance()).toBeGreaterThanOrEqual(-OVERDRAFT_FEN);
     // The cut happened at the grant's limit, give or take one poll of a 216 kW-equivalent (60×) draw.
-    const grant = cloud.registry.lastGrant(METER);
+    const grant = await cloud.registry.lastGrant(METER);
     expect(register).toBeGreaterThanOrEqual(grant?.limitWh ?? Infinity);
     expect(register - (grant?.limitWh ?? 0)).toBeLessThan(100);
   }, 60_000);
 
   it("closes the relay again on another top-up and cuts again at the new limit", async () => {
-    const before = cloud.registry.lastGrant(METER)?.grantSeq ?? 0;
+    const before = (await cloud.registry.lastGrant(METER))?.grantSeq ?? 0;
     await cloud.prepaid.topUp({ householdId: HOUSEHOLD, amountFen: 20, officerId: "officer-wu", receiptId: "r-0002" });
-    expect(cloud.registry.lastGrant(METER)?.grantSeq).toBeGreaterThan(before);
+    expect((await cloud.registry.lastGrant(METER))?.grantSeq).toBeGreaterThan(before);
     await eventually(() => meter().relayClosed, 10_000, "relay closed again");
     await eventually(() => !meter().relayClosed, 30_000, "relay opened again");
     const register = await settled();
@@ -167,17 +167,17 @@ describe("prepaid end to end: simulator → edge → cloud", () => {
 
   it("cuts at the limit while the gateway is cut off from the broker, and charges the backlog exactly once it is back", async () => {
     await cloud.prepaid.topUp({ householdId: HOUSEHOLD, amountFen: 20, officerId: "officer-wu", receiptId: "r-0003" });
-    const grant = cloud.registry.lastGrant(METER);
+    const grant = await cloud.registry.lastGrant(METER);
     await eventually(() => meter().relayClosed, 10_000, "relay closed for the third top-up");
     // Disabling the gateway makes the broker refuse its next publish (closing the connection) and every reconnect.
-    cloud.registry.setGatewayEnabled(GW, false);
-    cloud.refreshRegistry();
+    await cloud.registry.setGatewayEnabled(GW, false);
+    await cloud.refreshRegistry();
     await eventually(() => !meter().relayClosed, 30_000, "relay opened by the edge while offline");
     const cutAt = Math.floor(meter().importRegisterWh / 10) * 10;
     expect(cutAt).toBeGreaterThanOrEqual(grant?.limitWh ?? Infinity);
     expect((await chargedRegisterWh()) ?? 0).toBeLessThan(cutAt);
-    cloud.registry.setGatewayEnabled(GW, true);
-    cloud.refreshRegistry();
+    await cloud.registry.setGatewayEnabled(GW, true);
+    await cloud.refreshRegistry();
     const register = await settled();
     const charged = await chargesFen();
     expect(Math.abs(charged - energyCostFen(PRICE, register - INITIAL_WH, "half-up").fen)).toBeLessThanOrEqual(1);

@@ -43,18 +43,18 @@ const balances = async (): Promise<number[]> =>
   Promise.all([householdAccountId("hh-chen"), householdAccountId("hh-li"), householdAccountId("hh-wang"), villageSubsidyAccountId("hongmiao")].map(balanceOf));
 
 /** Decide the flagged lines (王's tamper at `wangFen`), review and approve twice: ready to publish. */
-function approve(statementId: string, wangFen = 0): void {
-  service.adjustLine(statementId, 2, 2_642, "drought: the committee accepts the capped amount", "officer-1");
-  service.adjustLine(statementId, 3, wangFen, wangFen === 0 ? "tamper under investigation" : "the repairman opened the cover", "officer-1");
-  service.review(statementId, "officer-1");
-  service.approve(statementId, "approver-a");
-  service.approve(statementId, "approver-b");
+async function approve(statementId: string, wangFen = 0): Promise<void> {
+  await service.adjustLine(statementId, 2, 2_642, "drought: the committee accepts the capped amount", "officer-1");
+  await service.adjustLine(statementId, 3, wangFen, wangFen === 0 ? "tamper under investigation" : "the repairman opened the cover", "officer-1");
+  await service.review(statementId, "officer-1");
+  await service.approve(statementId, "approver-a");
+  await service.approve(statementId, "approver-b");
 }
 
 async function publishedAndPaid(wangFen = 0, correctsStatementId?: string): Promise<string> {
   const { statement } = await draft(correctsStatementId);
-  approve(statement.statementId, wangFen);
-  service.publish(statement.statementId, "officer-1");
+  await approve(statement.statementId, wangFen);
+  await service.publish(statement.statementId, "officer-1");
   village.clock.nowMs += 7 * DAY_MS;
   await service.pay(statement.statementId, { actor: "officer-1" });
   return statement.statementId;
@@ -64,10 +64,10 @@ describe("one season, one payment", () => {
   it("refuses to publish the second of two drafts made before either was published, so the season is paid once", async () => {
     const first = (await draft()).statement.statementId;
     const second = (await draft()).statement.statementId;
-    approve(first);
-    approve(second);
-    service.publish(first, "officer-1");
-    expect(await refusal(() => service.publish(second, "officer-1"))).toBe(`409 ${C.SEASON_PUBLISHED}`);
+    await approve(first);
+    await approve(second);
+    await service.publish(first, "officer-1");
+    expect(await refusal(async () => await service.publish(second, "officer-1"))).toBe(`409 ${C.SEASON_PUBLISHED}`);
     village.clock.nowMs += 7 * DAY_MS;
     await service.pay(first, { actor: "officer-1" });
     expect(await refusal(() => service.pay(second, { actor: "officer-1" }))).toBe(`409 ${C.WRONG_STATE}`);
@@ -93,10 +93,10 @@ describe("one season, one payment", () => {
     const { statement: correction, lines } = await draft(first);
     // A second correction of the same statement, as a database written before the rule may hold one.
     village.store.insertStatement({ ...correction, statementId: "st-legacy" }, lines);
-    approve(correction.statementId, 264);
-    approve("st-legacy", 264);
-    service.publish(correction.statementId, "officer-1");
-    expect(await refusal(() => service.publish("st-legacy", "officer-1"))).toBe(`409 ${C.CORRECTION_EXISTS}`);
+    await approve(correction.statementId, 264);
+    await approve("st-legacy", 264);
+    await service.publish(correction.statementId, "officer-1");
+    expect(await refusal(async () => await service.publish("st-legacy", "officer-1"))).toBe(`409 ${C.CORRECTION_EXISTS}`);
     village.clock.nowMs += 7 * DAY_MS;
     expect(await service.pay(correction.statementId, { actor: "officer-1" })).toMatchObject({ posted: 1 });
     expect(await balances()).toEqual([2_113, 2_642, 264, -5_019]);
@@ -106,10 +106,10 @@ describe("one season, one payment", () => {
     const late = (await draft()).statement.statementId;
     const first = await publishedAndPaid();
     const correction = await publishedAndPaid(264, first);
-    approve(late);
+    await approve(late);
     let refused: { code?: string; message?: string } = {};
     try {
-      service.publish(late, "officer-1");
+      await service.publish(late, "officer-1");
     } catch (error) {
       refused = error as typeof refused;
     }
@@ -121,8 +121,8 @@ describe("one season, one payment", () => {
     const first = await publishedAndPaid();
     const second = await publishedAndPaid(264, first);
     const { statement: third } = await draft(second);
-    approve(third.statementId, 100);
-    service.publish(third.statementId, "officer-1");
+    await approve(third.statementId, 100);
+    await service.publish(third.statementId, "officer-1");
     village.clock.nowMs += 7 * DAY_MS;
     expect(await service.pay(third.statementId, { actor: "officer-1" })).toMatchObject({ posted: 1, payments: [{ householdId: "hh-wang", amountFen: -164 }] });
     expect(await balances()).toEqual([2_113, 2_642, 100, -4_855]);
@@ -146,8 +146,8 @@ describe("a pay retried after a partial failure", () => {
 
   async function halfPaid(): Promise<string> {
     const { statement } = await draft();
-    approve(statement.statementId);
-    service.publish(statement.statementId, "officer-1");
+    await approve(statement.statementId);
+    await service.publish(statement.statementId, "officer-1");
     village.clock.nowMs += 7 * DAY_MS;
     await expect(serviceLosingFirstReply().pay(statement.statementId, { actor: "officer-1", cashHouseholdIds: ["hh-chen"] })).rejects.toThrow(/connection reset/);
     return statement.statementId;
@@ -175,8 +175,8 @@ describe("a pay retried after a partial failure", () => {
 
   it("refuses a cash list naming a household that has no line on the statement, and fixes nothing", async () => {
     const { statement } = await draft();
-    approve(statement.statementId);
-    service.publish(statement.statementId, "officer-1");
+    await approve(statement.statementId);
+    await service.publish(statement.statementId, "officer-1");
     village.clock.nowMs += 7 * DAY_MS;
     expect(await refusal(() => service.pay(statement.statementId, { actor: "officer-1", cashHouseholdIds: ["hh-nobody"] }))).toBe(`400 ${C.INVALID}`);
     expect(village.store.paymentMethods(statement.statementId).size).toBe(0);

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { openAuditLog, type AuditLog } from "../../cloud/audit/audit-log.js";
+import type { AuditLog } from "../../cloud/audit/audit-log.js";
+import { openSqliteAuditLog } from "../../cloud/audit/sqlite-audit-log.js";
 import { hashSecret } from "../../cloud/broker/secrets.js";
 import { chargesFor, emptyChargeState, type ChargeState } from "../../cloud/ledger/charges.js";
 import type { ChargeInput } from "../../cloud/ledger/charge-inputs.js";
@@ -48,23 +49,23 @@ export async function openTestVillage(): Promise<TestVillage> {
   db.exec(METER_DAYS_SCHEMA_SQL);
   const store = openSubsidyStore(db);
   const flags = openMeterFlagStore(db);
-  const audit = openAuditLog(db, { now: () => clock.nowMs });
+  const audit = openSqliteAuditLog(db, { now: () => clock.nowMs });
   const land = registryLand(registry);
   const service = subsidyService({ store, land, usage: sqliteUsageSource(db), flags, ledger, audit, now: () => clock.nowMs, newId: () => `st-${++ids}` });
 
-  registry.addVillage({ villageId: "hongmiao", name: "红庙村" });
-  registry.addVillage({ villageId: "other", name: "别村" });
-  for (const [householdId, name] of [["hh-chen", "陈德伯"], ["hh-li", "李明"], ["hh-wang", "王小二"]] as const) registry.addHousehold({ householdId, villageId: "hongmiao", name });
-  registry.addGateway({ gatewayId: "gw-hongmiao", villageId: "hongmiao", secretHash: await hashSecret("s") });
-  registry.addTariff(FLAT);
+  await registry.addVillage({ villageId: "hongmiao", name: "红庙村" });
+  await registry.addVillage({ villageId: "other", name: "别村" });
+  for (const [householdId, name] of [["hh-chen", "陈德伯"], ["hh-li", "李明"], ["hh-wang", "王小二"]] as const) await registry.addHousehold({ householdId, villageId: "hongmiao", name });
+  await registry.addGateway({ gatewayId: "gw-hongmiao", villageId: "hongmiao", secretHash: await hashSecret("s") });
+  await registry.addTariff(FLAT);
   for (const [meterId, householdId, plotId, crop, areaMilliMu] of [
     ["m-chen", "hh-chen", "p-chen", "rice", 2_000],
     ["m-li", "hh-li", "p-li", "wheat", 1_000],
     ["m-wang", "hh-wang", "p-wang", "maize", 1_000],
   ] as const) {
-    registry.addMeter({ meterId, gatewayId: "gw-hongmiao", householdId, tariffId: "flat" });
-    registry.addPlot({ plotId, householdId, name: `${plotId} 田`, areaMilliMu, crop, recordedBy: "officer-1" });
-    registry.bindMeterToPlot(meterId, plotId);
+    await registry.addMeter({ meterId, gatewayId: "gw-hongmiao", householdId, tariffId: "flat" });
+    await registry.addPlot({ plotId, householdId, name: `${plotId} 田`, areaMilliMu, crop, recordedBy: "officer-1" });
+    await registry.bindMeterToPlot(meterId, plotId);
   }
 
   /** The ledger's side, as the lead wires it: each chargesFor step's day rows written from the step. */
@@ -83,14 +84,14 @@ export async function openTestVillage(): Promise<TestVillage> {
   s = charge("m-li", [{ type: "meter-installed", meterId: "m-li", atMs: sh("2026-06-01T00:00:00"), initialWh: 0 }, ...[1, 2, 3].map((d) => ({ meterId: "m-li", registerSeq: d, atMs: sh(`2026-06-0${d}T10:00:00`), registerWh: 120_000 }))], s);
   // 王: 10 kWh, ¥5.28 (half: ¥2.64), and the terminal cover opened on 06-02 at 03:30.
   charge("m-wang", [{ type: "meter-installed", meterId: "m-wang", atMs: sh("2026-06-01T00:00:00"), initialWh: 0 }, ...[1, 2, 3].map((d) => ({ meterId: "m-wang", registerSeq: d, atMs: sh(`2026-06-0${d}T09:00:00`), registerWh: 10_000 }))], s);
-  flags.recordMeterFlags("gw-hongmiao", {
+  await flags.recordMeterFlags("gw-hongmiao", {
     v: 1,
     gatewayId: "gw-hongmiao",
     seq: 41,
     sentAt: "2026-06-02T01:00:00.000Z",
     events: [{ type: "tamper", deviceId: "m-wang", at: "2026-06-01T19:30:00.000Z", kind: "cover_open", detail: "terminal cover opened" }],
   });
-  service.addPolicy(
+  await service.addPolicy(
     {
       villageId: "hongmiao",
       programmeId: "grain-power",
@@ -110,7 +111,7 @@ export async function openTestVillage(): Promise<TestVillage> {
     dir, registry, ledger, db, store, flags, audit, land, service, clock,
     async close() {
       await ledger.close();
-      registry.close();
+      await registry.close();
       db.close();
       rmSync(dir, { recursive: true, force: true });
     },

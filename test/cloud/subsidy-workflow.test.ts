@@ -42,12 +42,12 @@ const balance = (householdId: string): Promise<number> => ledger.balance(househo
 /** Draft, decide the flagged lines, review, approve twice, publish: the statement id. */
 async function publishFirst(): Promise<string> {
   const { statement } = await draft();
-  service.adjustLine(statement.statementId, 2, 2_642, "drought: the committee accepts the capped amount", "officer-1");
-  service.adjustLine(statement.statementId, 3, 0, "tamper under investigation", "officer-1");
-  service.review(statement.statementId, "officer-1");
-  service.approve(statement.statementId, "approver-a");
-  service.approve(statement.statementId, "approver-b");
-  return service.publish(statement.statementId, "officer-1").statementId;
+  await service.adjustLine(statement.statementId, 2, 2_642, "drought: the committee accepts the capped amount", "officer-1");
+  await service.adjustLine(statement.statementId, 3, 0, "tamper under investigation", "officer-1");
+  await service.review(statement.statementId, "officer-1");
+  await service.approve(statement.statementId, "approver-a");
+  await service.approve(statement.statementId, "approver-b");
+  return (await service.publish(statement.statementId, "officer-1")).statementId;
 }
 
 describe("settling a village from the ledger's day rows", () => {
@@ -64,7 +64,7 @@ describe("settling a village from the ledger's day rows", () => {
   it("records the policy version the statement was settled under, and keeps it when a new version is added", async () => {
     const { statement } = await draft();
     const v2 = { ...store.policies("hongmiao", "grain-power")[0]!, version: 2 };
-    service.addPolicy({ ...v2, policy: { ...v2.policy, capWhPerMu: 1 } }, "officer-1");
+    await service.addPolicy({ ...v2, policy: { ...v2.policy, capWhPerMu: 1 } }, "officer-1");
     expect(store.requireStatement(statement.statementId).policy.policy.capWhPerMu).toBe(100_000);
     expect(await code(() => service.addPolicy(v2, "officer-1"))).toBe(C.POLICY_EXISTS);
   });
@@ -84,13 +84,13 @@ describe("the workflow", () => {
 
   it("does not let the same person approve twice, and needs two approvers", async () => {
     const { statement } = await draft();
-    service.adjustLine(statement.statementId, 2, 2_642, "accepted", "officer-1");
-    service.adjustLine(statement.statementId, 3, 0, "tamper", "officer-1");
+    await service.adjustLine(statement.statementId, 2, 2_642, "accepted", "officer-1");
+    await service.adjustLine(statement.statementId, 3, 0, "tamper", "officer-1");
     expect(await code(() => service.approve(statement.statementId, "approver-a"))).toBe(C.WRONG_STATE);
-    service.review(statement.statementId, "officer-1");
-    expect(service.approve(statement.statementId, "approver-a").status).toBe("reviewed");
+    await service.review(statement.statementId, "officer-1");
+    expect((await service.approve(statement.statementId, "approver-a")).status).toBe("reviewed");
     expect(await code(() => service.approve(statement.statementId, "approver-a"))).toBe(C.SAME_APPROVER);
-    expect(service.approve(statement.statementId, "approver-b")).toMatchObject({ status: "approved", approvedBy: ["approver-a", "approver-b"] });
+    expect(await service.approve(statement.statementId, "approver-b")).toMatchObject({ status: "approved", approvedBy: ["approver-a", "approver-b"] });
   });
 
   it("never changes a published statement, through the service or through SQL", async () => {
@@ -104,7 +104,7 @@ describe("the workflow", () => {
 
   it("records objections during the notice, and pays only after the notice has run", async () => {
     const id = await publishFirst();
-    service.object(id, "hh-wang", "电表盖是修理工打开的", "farmer-wang");
+    await service.object(id, "hh-wang", "电表盖是修理工打开的", "farmer-wang");
     // An objection names one of the village's households (or none), never an invented one.
     expect(await code(() => service.object(id, "hh-nobody", "x", "officer-1"))).toBe(C.INVALID);
     expect(await code(() => service.pay(id, { actor: "officer-1" }))).toBe(C.NOTICE_RUNNING);
@@ -139,15 +139,15 @@ describe("the workflow", () => {
     const first = await publishFirst();
     village.clock.nowMs += 7 * DAY_MS;
     await service.pay(first, { actor: "officer-1" });
-    service.close(first, "officer-1");
+    await service.close(first, "officer-1");
     const { statement, lines } = await service.draft({ villageId: "hongmiao", programmeId: "grain-power", seasonId: "2026-june", actor: "officer-1", correctsStatementId: first });
     expect(lines.map((l) => l.flags.map((f) => f.code))).toEqual([[], ["above-cap"], ["tamper"]]);
-    service.adjustLine(statement.statementId, 2, 2_642, "as before", "officer-1");
-    service.adjustLine(statement.statementId, 3, 264, "meter inspected: the cover was opened by the repairman", "officer-1");
-    service.review(statement.statementId, "officer-1");
-    service.approve(statement.statementId, "approver-b");
-    service.approve(statement.statementId, "approver-c");
-    service.publish(statement.statementId, "officer-1");
+    await service.adjustLine(statement.statementId, 2, 2_642, "as before", "officer-1");
+    await service.adjustLine(statement.statementId, 3, 264, "meter inspected: the cover was opened by the repairman", "officer-1");
+    await service.review(statement.statementId, "officer-1");
+    await service.approve(statement.statementId, "approver-b");
+    await service.approve(statement.statementId, "approver-c");
+    await service.publish(statement.statementId, "officer-1");
     village.clock.nowMs += 7 * DAY_MS;
     expect(await service.pay(statement.statementId, { actor: "officer-1" })).toMatchObject({ posted: 1 });
     expect([await balance("hh-chen"), await balance("hh-li"), await balance("hh-wang")]).toEqual([2_113, 2_642, 264]);
@@ -171,7 +171,7 @@ describe("the workflow", () => {
       ["approve", "approver-b", true],
       ["publish", "officer-1", true],
     ]);
-    expect(audit.list({ entityId: id, limit: 100 }).map((e) => [e.action, e.actor, e.villageId])).toEqual(service.statement(id).steps.map((s) => [`subsidy.${s.action}`, s.actor, "hongmiao"]));
+    expect((await audit.list({ entityId: id, limit: 100 })).map((e) => [e.action, e.actor, e.villageId])).toEqual(service.statement(id).steps.map((s) => [`subsidy.${s.action}`, s.actor, "hongmiao"]));
     expect(service.statement(id).steps[2]).toMatchObject({ reason: "tamper under investigation", detail: { lineNo: 3, fromFen: 0, toFen: 0, proposedFen: 264 } });
   });
 });

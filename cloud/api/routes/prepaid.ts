@@ -115,7 +115,7 @@ export function prepaidRoutes(app: FastifyInstance, deps: PrepaidRouteDeps): Pro
       bodyLimitBytes: MONEY_BODY_LIMIT_BYTES,
       handler: ({ principal, params, body: b }) =>
         asProblem(async () => {
-          const household = requireHouseholdForOfficer(registry, principal, params.householdId);
+          const household = await requireHouseholdForOfficer(registry, principal, params.householdId);
           const result = await money.apply(household, b.idempotencyKey, toRequest(b as z.output<B>), principal.userId);
           return { householdId: household.householdId, ...result };
         }),
@@ -144,10 +144,10 @@ export function prepaidRoutes(app: FastifyInstance, deps: PrepaidRouteDeps): Pro
     response: balanceSchema,
     handler: ({ principal, params }) =>
       asProblem(async () => {
-        const household = requireHousehold(registry, principal, params.householdId);
+        const household = await requireHousehold(registry, principal, params.householdId);
         await openHouseholdAccount(ledger, household.villageId, household.householdId);
         const balanceFen = await ledger.balance(householdAccountId(household.householdId));
-        const policy = registry.villagePolicyAt(household.villageId, deps.now());
+        const policy = await registry.villagePolicyAt(household.villageId, deps.now());
         return {
           householdId: household.householdId,
           balanceFen,
@@ -171,7 +171,7 @@ export function prepaidRoutes(app: FastifyInstance, deps: PrepaidRouteDeps): Pro
     response: statementSchema,
     handler: ({ principal, params, query }) =>
       asProblem(async () => {
-        const household = requireHousehold(registry, principal, params.householdId);
+        const household = await requireHousehold(registry, principal, params.householdId);
         return statementOfAccount({ ledger, registry, telemetry: deps.telemetry, energy: deps.energySeries }, household, query.fromMs, query.toMs);
       }),
   });
@@ -186,12 +186,12 @@ export function prepaidRoutes(app: FastifyInstance, deps: PrepaidRouteDeps): Pro
     response: metersSchema,
     handler: ({ principal, params }) =>
       asProblem(async () => {
-        const household = requireHousehold(registry, principal, params.householdId);
+        const household = await requireHousehold(registry, principal, params.householdId);
         const out = [];
-        for (const m of registry.metersOfHousehold(household.householdId)) {
+        for (const m of await registry.metersOfHousehold(household.householdId)) {
           const charge = await ledger.loadChargeState(m.meterId);
-          const grant = registry.lastGrant(m.meterId);
-          const plot = registry.meterPlot(m.meterId);
+          const grant = await registry.lastGrant(m.meterId);
+          const plot = await registry.meterPlot(m.meterId);
           out.push({
             meterId: m.meterId,
             gatewayId: m.gatewayId,

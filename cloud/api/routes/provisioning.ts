@@ -38,7 +38,8 @@ export interface ProvisioningRouteDeps {
   /** Re-grants after a tariff version is published (a higher price must re-size the grants it affects). */
   readonly prepaid?: { regrantHousehold(householdId: string, why: string): Promise<void> };
   /** Called after a gateway is added, enabled, disabled or re-keyed, so the broker's cached snapshot follows at once. */
-  readonly onGatewaysChanged?: () => void;
+  /** Resolves once the broker sees the change (a new gateway can log in, a disabled one cannot). */
+  readonly onGatewaysChanged?: () => Promise<void>;
   /** A new gateway secret; default 32 random bytes, base64url. */
   readonly newSecret?: () => string;
 }
@@ -80,7 +81,9 @@ const policyVersionSchema = z.object({ villageId: z.string(), version: z.int(), 
 export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRouteDeps): Promise<void> {
   const { registry, audit } = deps;
   const newSecret = deps.newSecret ?? (() => randomBytes(32).toString("base64url"));
-  const changedGateways = (): void => deps.onGatewaysChanged?.();
+  const changedGateways = async (): Promise<void> => {
+    await deps.onGatewaysChanged?.();
+  };
 
   const record = (principal: Principal, action: string, entityType: string, entityId: string, villageId: string | undefined, extra: { reason?: string | undefined; before?: unknown; after?: unknown }) =>
     audit.record({
@@ -95,28 +98,28 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
       atMs: deps.now(),
     });
 
-  const plotView = (plotId: string) => {
-    const plot = registry.getPlot(plotId);
+  const plotView = async (plotId: string) => {
+    const plot = await registry.getPlot(plotId);
     if (plot === undefined) throw notFound(`plot ${plotId}`);
-    return { ...plot, crops: registry.cropHistory(plotId) };
+    return { ...plot, crops: await registry.cropHistory(plotId) };
   };
-  const meterView = (meterId: string) => {
-    const m = registry.getMeter(meterId);
+  const meterView = async (meterId: string) => {
+    const m = await registry.getMeter(meterId);
     if (m === undefined) throw notFound(`meter ${meterId}`);
-    const plot = registry.meterPlot(meterId);
+    const plot = await registry.meterPlot(meterId);
     return { ...m, ...(plot?.plotId === undefined ? {} : { plotId: plot.plotId }), ...(plot?.litresPerKwh === undefined ? {} : { litresPerKwh: plot.litresPerKwh }) };
   };
-  const requireGateway = (principal: Principal, gatewayId: string) => {
-    const gateway = registry.getGateway(gatewayId);
+  const requireGateway = async (principal: Principal, gatewayId: string) => {
+    const gateway = await registry.getGateway(gatewayId);
     if (gateway === undefined) throw notFound(`gateway ${gatewayId}`);
     if (!(gateway.villageId === undefined ? isAdmin(principal) : coversVillage(principal, gateway.villageId))) throw forbidden(`gateway ${gatewayId} is not in one of your villages`);
     return gateway;
   };
-  const requirePlot = (principal: Principal, plotId: string, forChange: boolean) => {
-    const plot = registry.getPlot(plotId);
+  const requirePlot = async (principal: Principal, plotId: string, forChange: boolean) => {
+    const plot = await registry.getPlot(plotId);
     if (plot === undefined) throw notFound(`plot ${plotId}`);
-    if (forChange) requireHouseholdForOfficer(registry, principal, plot.householdId);
-    else requireHousehold(registry, principal, plot.householdId);
+    if (forChange) await requireHouseholdForOfficer(registry, principal, plot.householdId);
+    else await requireHousehold(registry, principal, plot.householdId);
     return plot;
   };
 
@@ -134,7 +137,7 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, body }) =>
       asProblem(async () => {
-        registry.addVillage({ villageId: body.villageId, name: body.name });
+        await registry.addVillage({ villageId: body.villageId, name: body.name });
         await record(principal, "village.create", "village", body.villageId, body.villageId, { reason: body.reason, after: { name: body.name } });
         return { villageId: body.villageId, name: body.name };
       }),
@@ -147,7 +150,7 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     tags: ["provisioning"],
     access: ["village-officer", "village-approver"],
     response: z.array(villageSchema),
-    handler: ({ principal }) => asProblem(() => registry.listVillages().filter((v) => coversVillage(principal, v.villageId))),
+    handler: ({ principal }) => asProblem(async () => (await registry.listVillages()).filter((v) => coversVillage(principal, v.villageId))),
   });
 
   addRoute(app, {
@@ -159,7 +162,7 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: villageParamsSchema,
     response: villageSchema,
     handler: ({ principal, params }) =>
-      asProblem(() => requireVillage(registry, principal, params.villageId)),
+      asProblem(async () => await requireVillage(registry, principal, params.villageId)),
   });
 
   addRoute(app, {
@@ -175,13 +178,13 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        requireVillage(registry, principal, params.villageId);
-        const existing = registry.villagePolicies(params.villageId);
+        await requireVillage(registry, principal, params.villageId);
+        const existing = await registry.villagePolicies(params.villageId);
         if (existing.length > 0 && body.effectiveFrom < deps.now()) {
           throw new HttpProblem(422, "API_POLICY_IN_THE_PAST", "a new policy version takes effect now or later; what was in force is never rewritten");
         }
-        const before = registry.villagePolicyAt(params.villageId, deps.now());
-        const published = registry.addVillagePolicy({ villageId: params.villageId, version: existing.length + 1, effectiveFrom: body.effectiveFrom, policy: body.policy });
+        const before = await registry.villagePolicyAt(params.villageId, deps.now());
+        const published = await registry.addVillagePolicy({ villageId: params.villageId, version: existing.length + 1, effectiveFrom: body.effectiveFrom, policy: body.policy });
         await record(principal, "village-policy.publish", "village-policy", `${params.villageId}@v${published.version}`, params.villageId, { reason: body.reason, before, after: published });
         return published;
       }),
@@ -196,9 +199,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: villageParamsSchema,
     response: z.array(policyVersionSchema),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireVillage(registry, principal, params.villageId);
-        return registry.villagePolicies(params.villageId);
+      asProblem(async () => {
+        await requireVillage(registry, principal, params.villageId);
+        return await registry.villagePolicies(params.villageId);
       }),
   });
 
@@ -219,12 +222,12 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        requireVillage(registry, principal, params.villageId);
-        const policy = registry.villagePolicyAt(params.villageId, deps.now());
+        await requireVillage(registry, principal, params.villageId);
+        const policy = await registry.villagePolicyAt(params.villageId, deps.now());
         if (body.overdraftFen > policy.maxOverdraftFen) {
           throw new HttpProblem(422, "API_OVERDRAFT_OVER_POLICY", `village ${params.villageId} allows an overdraft of at most ${policy.maxOverdraftFen} fen`);
         }
-        const household = registry.addHousehold({ householdId: body.householdId, villageId: params.villageId, name: body.name, overdraftFen: body.overdraftFen });
+        const household = await registry.addHousehold({ householdId: body.householdId, villageId: params.villageId, name: body.name, overdraftFen: body.overdraftFen });
         await openHouseholdAccount(deps.ledger, household.villageId, household.householdId);
         await record(principal, "household.create", "household", household.householdId, household.villageId, { reason: body.reason, after: household });
         return household;
@@ -240,9 +243,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: villageParamsSchema,
     response: z.array(householdSchema),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireVillage(registry, principal, params.villageId);
-        return registry.householdsOfVillage(params.villageId);
+      asProblem(async () => {
+        await requireVillage(registry, principal, params.villageId);
+        return await registry.householdsOfVillage(params.villageId);
       }),
   });
 
@@ -254,7 +257,7 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     access: ["farmer", "village-officer", "village-approver"],
     params: householdParamsSchema,
     response: householdSchema,
-    handler: ({ principal, params }) => asProblem(() => requireHousehold(registry, principal, params.householdId)),
+    handler: ({ principal, params }) => asProblem(async () => await requireHousehold(registry, principal, params.householdId)),
   });
 
   // ─── gateways ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -272,11 +275,11 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        requireVillage(registry, principal, params.villageId);
-        if (registry.getGateway(body.gatewayId) !== undefined) throw conflict(`gateway ${body.gatewayId} already exists`, "REGISTRY_ALREADY_EXISTS");
+        await requireVillage(registry, principal, params.villageId);
+        if (await registry.getGateway(body.gatewayId) !== undefined) throw conflict(`gateway ${body.gatewayId} already exists`, "REGISTRY_ALREADY_EXISTS");
         const secret = newSecret();
-        registry.addGateway({ gatewayId: body.gatewayId, villageId: params.villageId, secretHash: await hashSecret(secret), enabled: body.enabled });
-        changedGateways();
+        await registry.addGateway({ gatewayId: body.gatewayId, villageId: params.villageId, secretHash: await hashSecret(secret), enabled: body.enabled });
+        await changedGateways();
         await record(principal, "gateway.create", "gateway", body.gatewayId, params.villageId, { reason: body.reason, after: { enabled: body.enabled } });
         return { gatewayId: body.gatewayId, villageId: params.villageId, enabled: body.enabled, secret };
       }),
@@ -294,11 +297,11 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        const before = requireGateway(principal, params.gatewayId);
-        registry.setGatewayEnabled(params.gatewayId, body.enabled);
-        changedGateways();
+        const before = await requireGateway(principal, params.gatewayId);
+        await registry.setGatewayEnabled(params.gatewayId, body.enabled);
+        await changedGateways();
         await record(principal, body.enabled ? "gateway.enable" : "gateway.disable", "gateway", params.gatewayId, before.villageId, { reason: body.reason, before: { enabled: before.enabled }, after: { enabled: body.enabled } });
-        return requireGateway(principal, params.gatewayId);
+        return await requireGateway(principal, params.gatewayId);
       }),
   });
 
@@ -314,10 +317,10 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        const gateway = requireGateway(principal, params.gatewayId);
+        const gateway = await requireGateway(principal, params.gatewayId);
         const secret = newSecret();
-        registry.setGatewaySecret(params.gatewayId, await hashSecret(secret));
-        changedGateways();
+        await registry.setGatewaySecret(params.gatewayId, await hashSecret(secret));
+        await changedGateways();
         await record(principal, "gateway.rotate-secret", "gateway", params.gatewayId, gateway.villageId, { reason: body.reason });
         return { ...gateway, secret };
       }),
@@ -332,9 +335,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: villageParamsSchema,
     response: z.array(gatewaySchema),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireVillage(registry, principal, params.villageId);
-        return registry.gatewaysOfVillage(params.villageId);
+      asProblem(async () => {
+        await requireVillage(registry, principal, params.villageId);
+        return await registry.gatewaysOfVillage(params.villageId);
       }),
   });
 
@@ -346,7 +349,7 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     access: ["village-officer", "village-approver"],
     params: z.strictObject({ gatewayId: gatewayIdSchema }),
     response: gatewaySchema,
-    handler: ({ principal, params }) => asProblem(() => requireGateway(principal, params.gatewayId)),
+    handler: ({ principal, params }) => asProblem(async () => await requireGateway(principal, params.gatewayId)),
   });
 
   // ─── meters ────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -376,16 +379,16 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        const household = requireHouseholdForOfficer(registry, principal, params.householdId);
-        const gateway = registry.getGateway(body.gatewayId);
+        const household = await requireHouseholdForOfficer(registry, principal, params.householdId);
+        const gateway = await registry.getGateway(body.gatewayId);
         if (gateway === undefined) throw notFound(`gateway ${body.gatewayId}`);
         if (gateway.villageId !== household.villageId) throw new HttpProblem(422, "API_GATEWAY_OTHER_VILLAGE", `gateway ${body.gatewayId} is not in village ${household.villageId}`);
         if (body.plotId !== undefined) {
-          const plot = registry.getPlot(body.plotId);
+          const plot = await registry.getPlot(body.plotId);
           if (plot === undefined) throw notFound(`plot ${body.plotId}`);
           if (plot.householdId !== household.householdId) throw new HttpProblem(422, "API_PLOT_OTHER_HOUSEHOLD", `plot ${body.plotId} is not household ${household.householdId}'s`);
         }
-        registry.addMeter({
+        await registry.addMeter({
           meterId: body.meterId,
           gatewayId: body.gatewayId,
           householdId: household.householdId,
@@ -396,8 +399,8 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
           ...(body.profileId === undefined ? {} : { profileId: body.profileId }),
           ...(body.relay === undefined ? {} : { relay: body.relay }),
         });
-        if (body.plotId !== undefined) registry.bindMeterToPlot(body.meterId, body.plotId, body.litresPerKwh);
-        const after = meterView(body.meterId);
+        if (body.plotId !== undefined) await registry.bindMeterToPlot(body.meterId, body.plotId, body.litresPerKwh);
+        const after = await meterView(body.meterId);
         await record(principal, "meter.create", "meter", body.meterId, household.villageId, { reason: body.reason, after });
         return after;
       }),
@@ -415,11 +418,11 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        const { household } = requireMeter(registry, principal, params.meterId);
-        requireHouseholdForOfficer(registry, principal, household.householdId);
-        const before = meterView(params.meterId);
-        registry.bindMeterToPlot(params.meterId, body.plotId, body.litresPerKwh);
-        const after = meterView(params.meterId);
+        const { household } = await requireMeter(registry, principal, params.meterId);
+        await requireHouseholdForOfficer(registry, principal, household.householdId);
+        const before = await meterView(params.meterId);
+        await registry.bindMeterToPlot(params.meterId, body.plotId, body.litresPerKwh);
+        const after = await meterView(params.meterId);
         await record(principal, "meter.bind-plot", "meter", params.meterId, household.villageId, { reason: body.reason, before, after });
         return after;
       }),
@@ -434,9 +437,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: meterParamsSchema,
     response: meterSchema,
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireMeter(registry, principal, params.meterId);
-        return meterView(params.meterId);
+      asProblem(async () => {
+        await requireMeter(registry, principal, params.meterId);
+        return await meterView(params.meterId);
       }),
   });
 
@@ -449,9 +452,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: villageParamsSchema,
     response: z.array(meterSchema),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireVillage(registry, principal, params.villageId);
-        return registry.meterIdsOfVillage(params.villageId).map(meterView);
+      asProblem(async () => {
+        await requireVillage(registry, principal, params.villageId);
+        return Promise.all((await registry.meterIdsOfVillage(params.villageId)).map((id) => meterView(id)));
       }),
   });
 
@@ -479,10 +482,10 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        const household = requireHouseholdForOfficer(registry, principal, params.householdId);
+        const household = await requireHouseholdForOfficer(registry, principal, params.householdId);
         const { reason, ...plot } = body;
-        registry.addPlot({ ...plot, householdId: household.householdId, recordedBy: principal.userId });
-        const after = plotView(body.plotId);
+        await registry.addPlot({ ...plot, householdId: household.householdId, recordedBy: principal.userId });
+        const after = await plotView(body.plotId);
         await record(principal, "plot.create", "plot", body.plotId, household.villageId, { reason, after });
         return after;
       }),
@@ -501,11 +504,11 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        const plot = requirePlot(principal, params.plotId, true);
-        const before = registry.cropAt(plot.plotId, body.effectiveFromMs);
-        const added = registry.setPlotCrop(plot.plotId, body.crop, body.effectiveFromMs, principal.userId);
+        const plot = await requirePlot(principal, params.plotId, true);
+        const before = await registry.cropAt(plot.plotId, body.effectiveFromMs);
+        const added = await registry.setPlotCrop(plot.plotId, body.crop, body.effectiveFromMs, principal.userId);
         await record(principal, "plot.crop-change", "plot", plot.plotId, plot.villageId, { reason: body.reason, before: before === undefined ? undefined : { crop: before }, after: added });
-        return plotView(plot.plotId);
+        return await plotView(plot.plotId);
       }),
   });
 
@@ -518,9 +521,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: z.strictObject({ plotId: entityIdSchema }),
     response: plotSchema,
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requirePlot(principal, params.plotId, false);
-        return plotView(params.plotId);
+      asProblem(async () => {
+        await requirePlot(principal, params.plotId, false);
+        return await plotView(params.plotId);
       }),
   });
 
@@ -533,9 +536,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: householdParamsSchema,
     response: z.array(plotSchema),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        const household = requireHousehold(registry, principal, params.householdId);
-        return registry.plotsOfHousehold(household.householdId).map((p) => plotView(p.plotId));
+      asProblem(async () => {
+        const household = await requireHousehold(registry, principal, params.householdId);
+        return Promise.all((await registry.plotsOfHousehold(household.householdId)).map((p) => plotView(p.plotId)));
       }),
   });
 
@@ -548,9 +551,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     params: villageParamsSchema,
     response: z.array(plotSchema),
     handler: ({ principal, params }) =>
-      asProblem(() => {
-        requireVillage(registry, principal, params.villageId);
-        return registry.plotsOfVillage(params.villageId).map((p) => plotView(p.plotId));
+      asProblem(async () => {
+        await requireVillage(registry, principal, params.villageId);
+        return Promise.all((await registry.plotsOfVillage(params.villageId)).map((p) => plotView(p.plotId)));
       }),
   });
 
@@ -569,14 +572,14 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     bodyLimitBytes: BODY_LIMIT_BYTES,
     handler: ({ principal, params, body }) =>
       asProblem(async () => {
-        const schedule = registry.tariffSchedule(params.tariffId);
+        const schedule = await registry.tariffSchedule(params.tariffId);
         // tariff.ts / ledger README: a price change is a new version with a future effectiveFrom; readings already
         // charged keep the price they were charged at.
         if (schedule.length > 0 && body.effectiveFrom < deps.now()) {
           throw new HttpProblem(422, "API_TARIFF_IN_THE_PAST", "a new tariff version takes effect now or later; a published version is never rewritten");
         }
         const tariff = { tariffId: params.tariffId, version: schedule.length + 1, effectiveFrom: body.effectiveFrom, prices: body.prices };
-        registry.addTariff(tariff);
+        await registry.addTariff(tariff);
         await record(principal, "tariff.publish", "tariff", `${params.tariffId}@v${tariff.version}`, undefined, { reason: body.reason, before: schedule.at(-1), after: tariff });
         await regrantTariff(params.tariffId);
         return tariff;
@@ -593,8 +596,8 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
     query: z.strictObject({ atMs: epochMsQuerySchema.optional() }),
     response: z.array(tariffVersionSchema),
     handler: ({ params, query }) =>
-      asProblem(() => {
-        const schedule = registry.tariffSchedule(params.tariffId);
+      asProblem(async () => {
+        const schedule = await registry.tariffSchedule(params.tariffId);
         if (schedule.length === 0) throw notFound(`tariff ${params.tariffId}`);
         return query.atMs === undefined ? schedule : schedule.filter((t) => t.effectiveFrom <= (query.atMs ?? 0));
       }),
@@ -604,9 +607,9 @@ export function provisioningRoutes(app: FastifyInstance, deps: ProvisioningRoute
   async function regrantTariff(tariffId: string): Promise<void> {
     if (deps.prepaid === undefined) return;
     const households = new Set<string>();
-    for (const village of registry.listVillages()) {
-      for (const meterId of registry.meterIdsOfVillage(village.villageId)) {
-        const meter = registry.getMeter(meterId);
+    for (const village of await registry.listVillages()) {
+      for (const meterId of await registry.meterIdsOfVillage(village.villageId)) {
+        const meter = await registry.getMeter(meterId);
         if (meter?.tariffId === tariffId) households.add(meter.householdId);
       }
     }

@@ -7,32 +7,32 @@ import type { VillageRow } from "../../registry/land.js";
 import type { Household, Meter, Registry } from "../../registry/registry.js";
 import { forbidden, notFound } from "../problem.js";
 
-export function requireVillage(registry: Registry, principal: Principal, villageId: string): VillageRow {
-  const village = registry.getVillage(villageId);
+export async function requireVillage(registry: Registry, principal: Principal, villageId: string): Promise<VillageRow> {
+  const village = await registry.getVillage(villageId);
   if (village === undefined) throw notFound(`village ${villageId}`);
   if (!coversVillage(principal, villageId)) throw forbidden(`village ${villageId} is not one of yours`);
   return village;
 }
 
-export function requireHousehold(registry: Registry, principal: Principal, householdId: string): Household {
-  const household = registry.getHousehold(householdId);
+export async function requireHousehold(registry: Registry, principal: Principal, householdId: string): Promise<Household> {
+  const household = await registry.getHousehold(householdId);
   if (household === undefined) throw notFound(`household ${householdId}`);
   if (!coversHousehold(principal, household)) throw forbidden(`household ${householdId} is not yours`);
   return household;
 }
 
 /** A household an officer (or admin) may change: a farmer may read their own, never change it. */
-export function requireHouseholdForOfficer(registry: Registry, principal: Principal, householdId: string): Household {
-  const household = registry.getHousehold(householdId);
+export async function requireHouseholdForOfficer(registry: Registry, principal: Principal, householdId: string): Promise<Household> {
+  const household = await registry.getHousehold(householdId);
   if (household === undefined) throw notFound(`household ${householdId}`);
   if (!coversVillage(principal, household.villageId)) throw forbidden(`household ${householdId} is not in one of your villages`);
   return household;
 }
 
-export function requireMeter(registry: Registry, principal: Principal, meterId: string): { meter: Meter; household: Household } {
-  const meter = registry.getMeter(meterId);
+export async function requireMeter(registry: Registry, principal: Principal, meterId: string): Promise<{ meter: Meter; household: Household }> {
+  const meter = await registry.getMeter(meterId);
   if (meter === undefined) throw notFound(`meter ${meterId}`);
-  const household = registry.getHousehold(meter.householdId);
+  const household = await registry.getHousehold(meter.householdId);
   if (household === undefined || !coversHousehold(principal, household)) throw forbidden(`meter ${meterId} is not yours`);
   return { meter, household };
 }

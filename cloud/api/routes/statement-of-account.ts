@@ -59,7 +59,7 @@ export async function statementOfAccount(
   const pointId = deps.energy?.pointId ?? "importEnergy";
   const toWh = deps.energy?.unit === "Wh" ? (v: number) => Math.round(v) : (v: number) => Math.round(v * 1000);
   const energy: MeterEnergy[] = [];
-  for (const meter of deps.registry.metersOfHousehold(household.householdId)) {
+  for (const meter of await deps.registry.metersOfHousehold(household.householdId)) {
     let series: DailyEnergy[] = [];
     if (deps.telemetry !== undefined) {
       // One day before the range, so the first day has a baseline; hourly buckets keep the query ≤ 24 points a day.

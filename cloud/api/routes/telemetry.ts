@@ -82,7 +82,7 @@ export function telemetryRoutes(app: FastifyInstance, deps: TelemetryRouteDeps):
       response: seriesSchema,
       handler: ({ principal, params, query }) =>
         asProblem(async () => {
-          const { meter } = requireMeter(registry, principal, params.meterId);
+          const { meter } = await requireMeter(registry, principal, params.meterId);
           return series(meter.meterId, meter.gatewayId, query.pointId ?? fallbackPoint, query);
         }),
     });
@@ -100,7 +100,7 @@ export function telemetryRoutes(app: FastifyInstance, deps: TelemetryRouteDeps):
     response: seriesSchema,
     handler: ({ principal, params, query }) =>
       asProblem(async () => {
-        const gateway = registry.getGateway(params.gatewayId);
+        const gateway = await registry.getGateway(params.gatewayId);
         if (gateway === undefined) throw notFound(`gateway ${params.gatewayId}`);
         if (gateway.villageId === undefined ? !isAdmin(principal) : !coversVillage(principal, gateway.villageId)) {
           throw forbidden(`gateway ${params.gatewayId} is not in one of your villages`);
