@@ -8,9 +8,10 @@
 // until their transaction ends. Audited changes are human-paced (users, tariffs, top-ups), so the queue is short.
 
 import type pg from "pg";
+import { inTransaction, migrateOnConnection, openMigratedPool, pgSafeInteger } from "../postgres.js";
 import { auditEntryOf, auditRowValues, parseAuditQuery, type AuditEntry, type AuditEntryInput, type AuditLog } from "./audit-log.js";
+import { AuditError, AUDIT_ERROR_CODES as C } from "./errors.js";
 import { migratePostgresAuditSchema } from "./postgres-audit-migrations.js";
-import { inTransaction, openIntegerPool, safeInteger, withClient } from "./postgres-pool.js";
 
 /** "agri" "auda" in ASCII: held by an append until its transaction ends. */
 export const AUDIT_APPEND_LOCK_KEY = 0x61677269_61756461n;
@@ -26,6 +27,16 @@ export interface PostgresAuditLog extends AuditLog {
   /** The migration this open performed (fromVersion = toVersion when there was nothing to do). */
   readonly migration: { readonly fromVersion: number; readonly toVersion: number };
 }
+
+/**
+ * A value read from a BIGINT column of the audit log or the auth store (which shares its pool): the number, or
+ * AUDIT_NON_INTEGER_VALUE — never rounded. Decimal text is accepted too, for a caller's connection that lacks the
+ * pool's parsers (appendAuditEntry on any client).
+ */
+export const safeInteger = (value: unknown, what: string): number => pgSafeInteger(value, what, (message) => new AuditError(C.NON_INTEGER, message));
+
+/** safeInteger for a nullable column. */
+export const safeIntegerOrNull = (value: unknown, what: string): number | null => (value === null ? null : safeInteger(value, what));
 
 interface AuditRow {
   audit_id: unknown;
@@ -102,21 +113,11 @@ export function postgresAuditLogOnPool(pool: pg.Pool, migration: PostgresAuditLo
   };
 }
 
-/** Migrates the audit schema on one connection of `pool`. */
-export function migrateAuditOnPool(pool: pg.Pool, nowMs: number): Promise<PostgresAuditLog["migration"]> {
-  return withClient(pool, (client) => migratePostgresAuditSchema(client, nowMs));
-}
-
 export async function openPostgresAuditLog(options: PostgresAuditLogOptions): Promise<PostgresAuditLog> {
   const now = options.now ?? Date.now;
-  const pool = openIntegerPool({ connectionString: options.connectionString, applicationName: "agri-audit", ...(options.poolSize === undefined ? {} : { poolSize: options.poolSize }) });
-  let migration: PostgresAuditLog["migration"];
-  try {
-    migration = await migrateAuditOnPool(pool, now());
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
+  const { pool, migration } = await openMigratedPool({ connectionString: options.connectionString, poolSize: options.poolSize ?? 4, applicationName: "agri-audit" }, (client) =>
+    migratePostgresAuditSchema(client, now()),
+  );
   let closed = false;
   return postgresAuditLogOnPool(pool, migration, async () => {
     if (closed) return;
@@ -126,11 +127,6 @@ export async function openPostgresAuditLog(options: PostgresAuditLogOptions): Pr
 }
 
 /** For `agri-cloud migrate`: brings the audit schema at `connectionString` to this code's version. */
-export async function migratePostgresAudit(connectionString: string, nowMs: number): Promise<{ fromVersion: number; toVersion: number }> {
-  const pool = openIntegerPool({ connectionString, poolSize: 1, applicationName: "agri-migrate" });
-  try {
-    return await migrateAuditOnPool(pool, nowMs);
-  } finally {
-    await pool.end();
-  }
+export function migratePostgresAudit(connectionString: string, nowMs: number): Promise<{ fromVersion: number; toVersion: number }> {
+  return migrateOnConnection(connectionString, "agri-migrate", (client) => migratePostgresAuditSchema(client, nowMs));
 }

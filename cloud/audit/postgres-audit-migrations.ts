@@ -1,6 +1,6 @@
 // The audit log's PostgreSQL schema as versioned migrations in its own table (audit_schema_migrations), so it
 // shares one database with the ledger (ledger_*), the registry (registry_*) and the auth store (auth_*) without
-// touching their migrations. Same rules as theirs (cloud/ledger/store/postgres-migrations.ts): all pending versions
+// touching their migrations. Same rules as theirs (cloud/postgres.ts applyPostgresMigrations): all pending versions
 // in ONE transaction under a transaction-scoped advisory lock (two processes starting at once: the second waits,
 // then finds nothing to do), planned by planMigrations, refusing a database migrated by newer or other code before
 // touching it. Never edit a released migration: add the next one.
@@ -9,7 +9,8 @@
 // would not see TRUNCATE), with the same message as SQLite's, so isAuditAppendOnlyViolation recognises both.
 
 import type pg from "pg";
-import { planMigrations, type VersionedMigration } from "../schema-migrations.js";
+import { applyPostgresMigrations } from "../postgres.js";
+import type { VersionedMigration } from "../schema-migrations.js";
 import { APPEND_ONLY_MESSAGE } from "./audit-log.js";
 import { AuditError, AUDIT_ERROR_CODES as C } from "./errors.js";
 
@@ -55,31 +56,19 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audi
 export const POSTGRES_AUDIT_SCHEMA_VERSION = POSTGRES_AUDIT_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
 
 /** Brings the audit schema to this code's version on `client` (a dedicated connection, not in a transaction). */
-export async function migratePostgresAuditSchema(
+export function migratePostgresAuditSchema(
   client: pg.ClientBase,
   nowMs: number,
   migrations: readonly VersionedMigration[] = POSTGRES_AUDIT_MIGRATIONS,
 ): Promise<{ fromVersion: number; toVersion: number }> {
-  await client.query("BEGIN");
-  try {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [AUDIT_MIGRATION_LOCK_KEY.toString()]);
-    await client.query("CREATE TABLE IF NOT EXISTS audit_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)");
-    const applied = (await client.query<{ version: number; name: string }>("SELECT version, name FROM audit_schema_migrations ORDER BY version")).rows;
-    const plan = planMigrations(applied, migrations);
-    if (!plan.ok) {
-      const p = plan.problem;
-      throw p.kind === "too-new"
+  return applyPostgresMigrations(client, {
+    table: "audit_schema_migrations",
+    lockKey: AUDIT_MIGRATION_LOCK_KEY,
+    migrations,
+    nowMs,
+    refuse: (p) =>
+      p.kind === "too-new"
         ? new AuditError(C.SCHEMA_TOO_NEW, `the audit log is at schema version ${p.fromVersion}; this code knows up to ${p.knownVersion}`)
-        : new AuditError(C.SCHEMA_MISMATCH, `audit schema version ${p.version} was applied as "${p.appliedName}"`);
-    }
-    for (const m of plan.pending) {
-      await client.query(m.sql);
-      await client.query("INSERT INTO audit_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)", [m.version, m.name, nowMs]);
-    }
-    await client.query("COMMIT");
-    return { fromVersion: plan.fromVersion, toVersion: plan.toVersion };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
+        : new AuditError(C.SCHEMA_MISMATCH, `audit schema version ${p.version} was applied as "${p.appliedName}"`),
+  });
 }

@@ -1,12 +1,13 @@
 // The auth schema (users, sessions, API tokens) on PostgreSQL as versioned migrations in its own table
 // (auth_schema_migrations), beside the ledger's, the registry's and the audit log's in one database. Same rules as
-// theirs (cloud/ledger/store/postgres-migrations.ts): pending versions in ONE transaction under a transaction-scoped
+// theirs (cloud/postgres.ts applyPostgresMigrations): pending versions in ONE transaction under a transaction-scoped
 // advisory lock, planned by planMigrations, refusing a database migrated by newer or other code before touching it.
 // Never edit a released migration: add the next one. No secret is stored: passwords as scrypt strings
 // (broker/secrets.ts), tokens as SHA-256 digests (opaque-token.ts).
 
 import type pg from "pg";
-import { planMigrations, type VersionedMigration } from "../schema-migrations.js";
+import { applyPostgresMigrations } from "../postgres.js";
+import type { VersionedMigration } from "../schema-migrations.js";
 import { AuthError, AUTH_ERROR_CODES as C } from "./errors.js";
 
 /** "agri" "auth" in ASCII, recognisable in pg_locks. */
@@ -60,31 +61,19 @@ CREATE INDEX auth_api_tokens_by_user ON auth_api_tokens (user_id);
 export const POSTGRES_AUTH_SCHEMA_VERSION = POSTGRES_AUTH_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
 
 /** Brings the auth schema to this code's version on `client` (a dedicated connection, not in a transaction). */
-export async function migratePostgresAuthSchema(
+export function migratePostgresAuthSchema(
   client: pg.ClientBase,
   nowMs: number,
   migrations: readonly VersionedMigration[] = POSTGRES_AUTH_MIGRATIONS,
 ): Promise<{ fromVersion: number; toVersion: number }> {
-  await client.query("BEGIN");
-  try {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [AUTH_MIGRATION_LOCK_KEY.toString()]);
-    await client.query("CREATE TABLE IF NOT EXISTS auth_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)");
-    const applied = (await client.query<{ version: number; name: string }>("SELECT version, name FROM auth_schema_migrations ORDER BY version")).rows;
-    const plan = planMigrations(applied, migrations);
-    if (!plan.ok) {
-      const p = plan.problem;
-      throw p.kind === "too-new"
+  return applyPostgresMigrations(client, {
+    table: "auth_schema_migrations",
+    lockKey: AUTH_MIGRATION_LOCK_KEY,
+    migrations,
+    nowMs,
+    refuse: (p) =>
+      p.kind === "too-new"
         ? new AuthError(C.SCHEMA_TOO_NEW, `the auth schema is at version ${p.fromVersion}; this code knows up to ${p.knownVersion}`)
-        : new AuthError(C.SCHEMA_MISMATCH, `auth schema version ${p.version} was applied as "${p.appliedName}"`);
-    }
-    for (const m of plan.pending) {
-      await client.query(m.sql);
-      await client.query("INSERT INTO auth_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)", [m.version, m.name, nowMs]);
-    }
-    await client.query("COMMIT");
-    return { fromVersion: plan.fromVersion, toVersion: plan.toVersion };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
+        : new AuthError(C.SCHEMA_MISMATCH, `auth schema version ${p.version} was applied as "${p.appliedName}"`),
+  });
 }

@@ -10,8 +10,9 @@
 
 import { randomBytes } from "node:crypto";
 import type pg from "pg";
-import { appendAuditEntry, postgresAuditLogOnPool, migrateAuditOnPool, type PostgresAuditLog } from "../audit/postgres-audit-log.js";
-import { inTransaction, isPgUniqueViolation, openIntegerPool, safeInteger, safeIntegerOrNull, withClient } from "../audit/postgres-pool.js";
+import { appendAuditEntry, postgresAuditLogOnPool, safeInteger, safeIntegerOrNull, type PostgresAuditLog } from "../audit/postgres-audit-log.js";
+import { migratePostgresAuditSchema } from "../audit/postgres-audit-migrations.js";
+import { inTransaction, isPgUniqueViolation, migrateOnConnection, openMigratedPool } from "../postgres.js";
 import { hashSecret, verifySecret } from "../broker/secrets.js";
 import {
   applyPatch,
@@ -116,16 +117,15 @@ function toToken(r: TokenRow): ApiTokenView {
 export async function openPostgresAuthStore(options: PostgresAuthStoreOptions): Promise<PostgresAuthStore> {
   const now = options.now ?? Date.now;
   const policy: SessionPolicy = { ...DEFAULT_SESSION_POLICY, ...options.sessions };
-  const pool = openIntegerPool({ connectionString: options.connectionString, applicationName: "agri-auth", ...(options.poolSize === undefined ? {} : { poolSize: options.poolSize }) });
-  let migration: PostgresAuthStore["migration"];
-  try {
-    const audit = await migrateAuditOnPool(pool, now());
-    const auth = await withClient(pool, (client) => migratePostgresAuthSchema(client, now()));
-    migration = { auth, audit };
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
+  // The audit schema first: every user change appends to it.
+  const { pool, migration } = await openMigratedPool(
+    { connectionString: options.connectionString, poolSize: options.poolSize ?? 4, applicationName: "agri-auth" },
+    async (client): Promise<PostgresAuthStore["migration"]> => {
+      const audit = await migratePostgresAuditSchema(client, now());
+      const auth = await migratePostgresAuthSchema(client, now());
+      return { auth, audit };
+    },
+  );
   const audit = postgresAuditLogOnPool(pool, migration.audit);
 
   const villageOf = async (user: UserScope): Promise<string | undefined> =>
@@ -361,11 +361,6 @@ export async function openPostgresAuthStore(options: PostgresAuthStoreOptions): 
 
 /** For `agri-cloud migrate`: brings the auth schema at `connectionString` to this code's version (the audit log's is
  * migratePostgresAudit's; openPostgresAuthStore applies both). */
-export async function migratePostgresAuth(connectionString: string, nowMs: number): Promise<{ fromVersion: number; toVersion: number }> {
-  const pool = openIntegerPool({ connectionString, poolSize: 1, applicationName: "agri-migrate" });
-  try {
-    return await withClient(pool, (client) => migratePostgresAuthSchema(client, nowMs));
-  } finally {
-    await pool.end();
-  }
+export function migratePostgresAuth(connectionString: string, nowMs: number): Promise<{ fromVersion: number; toVersion: number }> {
+  return migrateOnConnection(connectionString, "agri-migrate", (client) => migratePostgresAuthSchema(client, nowMs));
 }

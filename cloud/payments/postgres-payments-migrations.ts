@@ -8,8 +8,9 @@
 // Version 1 is the SQLite engine's two migrations (orders-store.ts) in their final shape. BIGINT for every ms, fen
 // and posting id (read back only as safe integers, postgres-payments-store.ts); callback ids an identity.
 
-import pg from "pg";
-import { planMigrations, type VersionedMigration } from "../schema-migrations.js";
+import type pg from "pg";
+import { applyPostgresMigrations, migrateOnConnection } from "../postgres.js";
+import type { VersionedMigration } from "../schema-migrations.js";
 import { PaymentError, PAYMENT_ERROR_CODES as C } from "./errors.js";
 
 /** "agri" "paym" in ASCII, recognisable in pg_locks, distinct from the ledger's and the registry's keys. */
@@ -78,44 +79,24 @@ export interface PaymentsMigrateResult {
 }
 
 /** Brings the payments tables to the latest version on `client` (a dedicated connection, not in a transaction). */
-export async function migratePostgresPaymentsOn(
+export function migratePostgresPaymentsOn(
   client: pg.ClientBase,
   nowMs: number,
   migrations: readonly VersionedMigration[] = POSTGRES_PAYMENTS_MIGRATIONS,
 ): Promise<PaymentsMigrateResult> {
-  await client.query("BEGIN");
-  try {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [PAYMENTS_MIGRATION_LOCK_KEY.toString()]);
-    await client.query("CREATE TABLE IF NOT EXISTS payments_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)");
-    const applied = (await client.query<{ version: number; name: string }>("SELECT version, name FROM payments_schema_migrations ORDER BY version")).rows;
-    const plan = planMigrations(applied, migrations);
-    if (!plan.ok) {
-      const p = plan.problem;
-      throw p.kind === "too-new"
+  return applyPostgresMigrations(client, {
+    table: "payments_schema_migrations",
+    lockKey: PAYMENTS_MIGRATION_LOCK_KEY,
+    migrations,
+    nowMs,
+    refuse: (p) =>
+      p.kind === "too-new"
         ? new PaymentError(C.STORE_SCHEMA_TOO_NEW, `payments schema is at version ${p.fromVersion}; this code knows up to ${p.knownVersion}`)
-        : new PaymentError(C.STORE_SCHEMA_MISMATCH, `payments schema version ${p.version} was applied as "${p.appliedName}"`);
-    }
-    for (const m of plan.pending) {
-      await client.query(m.sql);
-      await client.query("INSERT INTO payments_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)", [m.version, m.name, nowMs]);
-    }
-    await client.query("COMMIT");
-    return { fromVersion: plan.fromVersion, toVersion: plan.toVersion };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
+        : new PaymentError(C.STORE_SCHEMA_MISMATCH, `payments schema version ${p.version} was applied as "${p.appliedName}"`),
+  });
 }
 
 /** `agri-cloud migrate` on PostgreSQL: one connection, the payments migrations, closed again. */
-export async function migratePostgresPayments(connectionString: string, nowMs: number): Promise<PaymentsMigrateResult> {
-  const client = new pg.Client({ connectionString, application_name: "agri-payments-migrate" });
-  // A connection the server drops mid-migration fails the pending query; without a listener it would also crash.
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return await migratePostgresPaymentsOn(client, nowMs);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+export function migratePostgresPayments(connectionString: string, nowMs: number): Promise<PaymentsMigrateResult> {
+  return migrateOnConnection(connectionString, "agri-payments-migrate", (client) => migratePostgresPaymentsOn(client, nowMs));
 }

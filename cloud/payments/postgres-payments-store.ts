@@ -11,8 +11,9 @@
 //
 // Integers: BIGINT columns, read back as numbers only when safe integers, else PAYMENT_NON_INTEGER_VALUE.
 
-import pg from "pg";
+import type pg from "pg";
 import { redactUrl } from "../ledger/store/open-ledger.js";
+import { isPgUniqueViolation, openMigratedPool } from "../postgres.js";
 import { PaymentError, PAYMENT_ERROR_CODES as C } from "./errors.js";
 import {
   CALLBACK_COLUMNS,
@@ -57,37 +58,12 @@ export type PostgresPaymentsStore = PaymentsStore & {
   readonly migration: PaymentsMigrateResult;
 };
 
-const PG_INT8_OID = 20;
-const PG_NUMERIC_OID = 1700;
-const UNIQUE_VIOLATION = "23505";
-
-// Set on this pool only, not on pg's global parsers: other pools in the process keep their own.
-const integerTypes = {
-  getTypeParser: ((oid: number, format?: string) => {
-    if (oid === PG_INT8_OID || oid === PG_NUMERIC_OID) return safeIntegerText;
-    return pg.types.getTypeParser(oid, format as "text") as (text: string) => unknown;
-  }) as pg.CustomTypesConfig["getTypeParser"],
-};
-
-const isUniqueViolation = (error: unknown): boolean => error instanceof pg.DatabaseError && error.code === UNIQUE_VIOLATION;
-
 export async function openPostgresPaymentsStore(options: PostgresPaymentsOptions): Promise<PostgresPaymentsStore> {
   const now = options.now ?? Date.now;
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 4, types: integerTypes, application_name: options.applicationName ?? "agri-payments" });
-  // An idle connection the server drops (restart, pg_terminate_backend) is reported here; the pool replaces it.
-  pool.on("error", () => undefined);
-  let migration: PaymentsMigrateResult;
-  try {
-    const client = await pool.connect();
-    try {
-      migration = await migratePostgresPaymentsOn(client, now());
-    } finally {
-      client.release();
-    }
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
+  const { pool, migration } = await openMigratedPool(
+    { connectionString: options.connectionString, poolSize: options.poolSize ?? 4, applicationName: options.applicationName ?? "agri-payments", parseInteger: safeIntegerText },
+    (client) => migratePostgresPaymentsOn(client, now()),
+  );
 
   const first = async <R extends pg.QueryResultRow>(sql: string, params: readonly unknown[]): Promise<R | undefined> => (await pool.query<R>(sql, [...params])).rows[0];
   const readOrder = async (orderId: string): Promise<PaymentOrder | undefined> => {
@@ -131,7 +107,7 @@ export async function openPostgresPaymentsStore(options: PostgresPaymentsOptions
       try {
         await pool.query("UPDATE payment_orders SET provider_txn_id = $1 WHERE order_id = $2 AND provider_txn_id IS NULL", [txn, orderId]);
       } catch (error) {
-        if (!isUniqueViolation(error)) throw error;
+        if (!isPgUniqueViolation(error)) throw error;
         const other = await first<{ order_id: string }>("SELECT order_id FROM payment_orders WHERE provider = $1 AND provider_txn_id = $2", [order.provider, txn]);
         return { outcome: "txn-taken", otherOrderId: other?.order_id ?? "?" };
       }
@@ -148,7 +124,7 @@ export async function openPostgresPaymentsStore(options: PostgresPaymentsOptions
           [p.providerTxnId, p.postingId, p.paidAtMs, p.nowMs, p.orderId],
         );
       } catch (error) {
-        throw isUniqueViolation(error) ? txnOnOtherOrder(p.providerTxnId) : error;
+        throw isPgUniqueViolation(error) ? txnOnOtherOrder(p.providerTxnId) : error;
       }
       return marked === undefined ? { order: await requireOrder(p.orderId), marked: false } : { order: toOrder(marked), marked: true };
     },

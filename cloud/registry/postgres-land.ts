@@ -9,6 +9,7 @@
 
 import type pg from "pg";
 import { policyAt, villagePolicySchema } from "../prepaid/village-policy.js";
+import { inTransaction } from "../postgres.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
 import {
   checkCrop,
@@ -33,7 +34,7 @@ import {
 } from "./land.js";
 import type { Promised } from "./registry.js";
 import { parseInput as parse } from "./registry-input.js";
-import { firstRow, rows, transaction, translateWriteError, write, type Queryable } from "./postgres-session.js";
+import { firstRow, rows, translateWriteError, write, type Queryable } from "./postgres-session.js";
 
 const GATEWAY_COLUMNS = "gateway_id, village_id, CASE WHEN enabled THEN 1 ELSE 0 END AS enabled";
 
@@ -105,7 +106,7 @@ export function postgresLandMethods(pool: pg.Pool, now: () => number): Promised<
     },
     async addPlot(input) {
       const p = parse(plotInputSchema, input, "plot");
-      return transaction(pool, async (client) => {
+      return inTransaction(pool, async (client) => {
         if ((await firstRow(client, "SELECT 1 FROM registry_households WHERE household_id = $1", [p.householdId])) === undefined) {
           throw new RegistryError(C.UNKNOWN, `no household ${p.householdId}`);
         }
@@ -163,7 +164,7 @@ export function postgresLandMethods(pool: pg.Pool, now: () => number): Promised<
     },
     async addVillagePolicy(input) {
       const p = parse(villagePolicySchema, input, "village policy");
-      return transaction(pool, async (client) => {
+      return inTransaction(pool, async (client) => {
         if ((await firstRow(client, "SELECT 1 FROM registry_villages WHERE village_id = $1 FOR UPDATE", [p.villageId])) === undefined) {
           throw new RegistryError(C.UNKNOWN, `no village ${p.villageId}`);
         }

@@ -10,11 +10,12 @@
 // postgres-registry.ts), INTEGER for small bounded numbers, BOOLEAN for flags, TEXT for the JSON the SQLite engine
 // also keeps as text (so both engines share one row mapper and hand back byte-identical JSON).
 //
-// Two processes migrating at once: the transaction first takes a transaction-scoped advisory lock (a key of its own,
-// not the ledger's), so the second waits, then finds the first's rows and has nothing to do.
+// Two processes migrating at once: the runner (cloud/postgres.ts) first takes a transaction-scoped advisory lock (a
+// key of its own, not the ledger's), so the second waits, then finds the first's rows and has nothing to do.
 
-import pg from "pg";
-import { planMigrations, type VersionedMigration } from "../schema-migrations.js";
+import type pg from "pg";
+import { applyPostgresMigrations, migrateOnConnection } from "../postgres.js";
+import type { VersionedMigration } from "../schema-migrations.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
 
 /** "agri" "regi" in ASCII, recognisable in pg_locks, and distinct from the ledger's "agri" "ledg". */
@@ -180,44 +181,24 @@ export interface RegistryMigrateResult {
 }
 
 /** Brings the registry's tables to the latest version on `client` (a dedicated connection, not in a transaction). */
-export async function migratePostgresRegistryOn(
+export function migratePostgresRegistryOn(
   client: pg.ClientBase,
   nowMs: number,
   migrations: readonly VersionedMigration[] = POSTGRES_REGISTRY_MIGRATIONS,
 ): Promise<RegistryMigrateResult> {
-  await client.query("BEGIN");
-  try {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [REGISTRY_MIGRATION_LOCK_KEY.toString()]);
-    await client.query("CREATE TABLE IF NOT EXISTS registry_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)");
-    const applied = (await client.query<{ version: number; name: string }>("SELECT version, name FROM registry_schema_migrations ORDER BY version")).rows;
-    const plan = planMigrations(applied, migrations);
-    if (!plan.ok) {
-      const p = plan.problem;
-      throw p.kind === "too-new"
+  return applyPostgresMigrations(client, {
+    table: "registry_schema_migrations",
+    lockKey: REGISTRY_MIGRATION_LOCK_KEY,
+    migrations,
+    nowMs,
+    refuse: (p) =>
+      p.kind === "too-new"
         ? new RegistryError(C.SCHEMA_TOO_NEW, `the registry is at schema version ${p.fromVersion}; this code knows up to ${p.knownVersion}`)
-        : new RegistryError(C.SCHEMA_MISMATCH, `registry schema version ${p.version} was applied as "${p.appliedName}"`);
-    }
-    for (const m of plan.pending) {
-      await client.query(m.sql);
-      await client.query("INSERT INTO registry_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)", [m.version, m.name, nowMs]);
-    }
-    await client.query("COMMIT");
-    return { fromVersion: plan.fromVersion, toVersion: plan.toVersion };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
+        : new RegistryError(C.SCHEMA_MISMATCH, `registry schema version ${p.version} was applied as "${p.appliedName}"`),
+  });
 }
 
 /** `agri-cloud migrate` on PostgreSQL: one connection, the registry's migrations, closed again. */
-export async function migratePostgresRegistry(connectionString: string, nowMs: number): Promise<RegistryMigrateResult> {
-  const client = new pg.Client({ connectionString, application_name: "agri-registry-migrate" });
-  // A connection the server drops mid-migration fails the pending query; without a listener it would also crash.
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return await migratePostgresRegistryOn(client, nowMs);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+export function migratePostgresRegistry(connectionString: string, nowMs: number): Promise<RegistryMigrateResult> {
+  return migrateOnConnection(connectionString, "agri-registry-migrate", (client) => migratePostgresRegistryOn(client, nowMs));
 }

@@ -21,9 +21,11 @@ import type pg from "pg";
 import type { CloudClientRecord, CloudRole, GatewayRecord } from "../broker/policy.js";
 import { redactUrl } from "../ledger/store/open-ledger.js";
 import { tariffSchema, type Tariff } from "../ledger/tariff.js";
+import { inTransaction, openMigratedPool } from "../postgres.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
 import { postgresLandMethods } from "./postgres-land.js";
 import { migratePostgresRegistryOn, type RegistryMigrateResult } from "./postgres-registry-migrations.js";
+import { firstRow, parseRegistryInteger, rows, write, type Queryable } from "./postgres-session.js";
 import {
   commandAckInputSchema,
   gatewayStatusInputSchema,
@@ -54,7 +56,6 @@ import {
   type Registry,
   type TariffRow,
 } from "./registry.js";
-import { createRegistryPool, firstRow, rows, transaction, withClient, write, type Queryable } from "./postgres-session.js";
 
 export interface PostgresRegistryOptions {
   readonly connectionString: string;
@@ -85,14 +86,10 @@ interface HouseholdRow {
 
 export async function openPostgresRegistry(options: PostgresRegistryOptions): Promise<PostgresRegistry> {
   const now = options.now ?? Date.now;
-  const pool = createRegistryPool(options.connectionString, options.poolSize ?? 10, options.applicationName ?? "agri-registry");
-  let migration: RegistryMigrateResult;
-  try {
-    migration = await withClient(pool, (client) => migratePostgresRegistryOn(client, now()));
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
+  const { pool, migration } = await openMigratedPool(
+    { connectionString: options.connectionString, poolSize: options.poolSize ?? 10, applicationName: options.applicationName ?? "agri-registry", parseInteger: parseRegistryInteger },
+    (client) => migratePostgresRegistryOn(client, now()),
+  );
 
   async function requireRow(db: Queryable, sql: string, id: string, what: string): Promise<void> {
     if ((await firstRow(db, sql, [id])) === undefined) throw new RegistryError(C.UNKNOWN, `no ${what} ${id}`);
@@ -164,7 +161,7 @@ export async function openPostgresRegistry(options: PostgresRegistryOptions): Pr
     },
     async addTariff(tariff) {
       const t = parse(tariffSchema, tariff, "tariff");
-      await transaction(pool, async (client) => {
+      await inTransaction(pool, async (client) => {
         await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [TARIFF_LOCK_CLASS, t.tariffId]);
         checkTariffJoins(await scheduleIn(client, t.tariffId), t);
         await write(`tariff ${t.tariffId}@v${t.version}`, () =>
@@ -218,7 +215,7 @@ export async function openPostgresRegistry(options: PostgresRegistryOptions): Pr
     async recordGrant(grant) {
       const g = parse(newGrantSchema, grant, "grant");
       const { friendlyJson, warnJson } = grantJsonColumns(g);
-      return transaction(pool, async (client) => {
+      return inTransaction(pool, async (client) => {
         if ((await firstRow(client, "SELECT 1 FROM registry_meters WHERE meter_id = $1 FOR NO KEY UPDATE", [g.meterId])) === undefined) {
           throw new RegistryError(C.UNKNOWN, `no meter ${g.meterId}`);
         }
@@ -246,7 +243,7 @@ export async function openPostgresRegistry(options: PostgresRegistryOptions): Pr
     },
     async noteTopUp(householdId, postingId, atMs) {
       const n = parse(topUpNoticeInputSchema, { householdId, postingId, atMs }, "top-up notice");
-      await transaction(pool, async (client) => {
+      await inTransaction(pool, async (client) => {
         await client.query("SELECT pg_advisory_xact_lock($1, 0)", [NOTICE_LOCK_CLASS]);
         await client.query("INSERT INTO registry_topup_notices (household_id, posting_id, at_ms) VALUES ($1, $2, $3) ON CONFLICT (posting_id) DO NOTHING", [n.householdId, n.postingId, n.atMs]);
       });
@@ -287,7 +284,7 @@ export async function openPostgresRegistry(options: PostgresRegistryOptions): Pr
     },
     async snapshot() {
       // One snapshot for both tables: the broker never sees a gateway list and a client list from different moments.
-      return transaction(
+      return inTransaction(
         pool,
         async (client: pg.PoolClient) => {
           const gateways = await rows<{ gateway_id: string; secret_hash: string; enabled: boolean }>(client, "SELECT gateway_id, secret_hash, enabled FROM registry_gateways");

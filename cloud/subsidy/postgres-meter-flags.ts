@@ -5,8 +5,8 @@
 // meter-flags-rows.ts documents (gateway ids compared COLLATE "C", byte order, as SQLite's BINARY), so flagsFor
 // answers exactly as the SQLite engine does. BIGINT read back only as safe integers.
 
-import pg from "pg";
 import type { EventBatch } from "../../protocols/mqtt/messages.js";
+import { openMigratedPool, strictPgInteger } from "../postgres.js";
 import { SubsidyError, SUBSIDY_ERROR_CODES as C } from "./errors.js";
 import type { MeterFlagStore } from "./meter-flags.js";
 import { distinctMeters, flagRowsOf, flagsByMeter, type StoredFlagRow } from "./meter-flags-rows.js";
@@ -23,22 +23,7 @@ export interface PostgresMeterFlagsOptions {
 
 export type PostgresMeterFlagStore = MeterFlagStore & { readonly kind: "postgres"; readonly migration: MeterFlagsMigrateResult };
 
-const PG_INT8_OID = 20;
-const PG_NUMERIC_OID = 1700;
-
-function safeInteger(text: string): number {
-  const n = Number(text);
-  if (/^-?\d+$/.test(text) && Number.isSafeInteger(n)) return n;
-  throw new SubsidyError(C.INVALID, `stored meter-flag value ${text} is not an integer within ±(2^53 − 1); refusing to round it`);
-}
-
-// On this pool only, not pg's global parsers.
-const integerTypes = {
-  getTypeParser: ((oid: number, format?: string) => {
-    if (oid === PG_INT8_OID || oid === PG_NUMERIC_OID) return safeInteger;
-    return pg.types.getTypeParser(oid, format as "text") as (text: string) => unknown;
-  }) as pg.CustomTypesConfig["getTypeParser"],
-};
+const parseInteger = strictPgInteger((text) => new SubsidyError(C.INVALID, `stored meter-flag value ${text} is not an integer within ±(2^53 − 1); refusing to round it`));
 
 const SELECT_SQL = `
 SELECT meter_id, event_type, at_ms, since_ms, detail FROM (
@@ -55,20 +40,10 @@ ORDER BY at_ms, gateway_id COLLATE "C", seq, idx`;
 
 export async function openPostgresMeterFlagStore(options: PostgresMeterFlagsOptions): Promise<PostgresMeterFlagStore> {
   const now = options.now ?? Date.now;
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize ?? 2, types: integerTypes, application_name: options.applicationName ?? "agri-meter-flags" });
-  pool.on("error", () => undefined);
-  let migration: MeterFlagsMigrateResult;
-  try {
-    const client = await pool.connect();
-    try {
-      migration = await migratePostgresMeterFlagsOn(client, now());
-    } finally {
-      client.release();
-    }
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
+  const { pool, migration } = await openMigratedPool(
+    { connectionString: options.connectionString, poolSize: options.poolSize ?? 2, applicationName: options.applicationName ?? "agri-meter-flags", parseInteger },
+    (client) => migratePostgresMeterFlagsOn(client, now()),
+  );
   let closing: Promise<void> | undefined;
   return {
     kind: "postgres",

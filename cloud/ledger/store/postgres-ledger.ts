@@ -24,6 +24,7 @@
 // Deadlocks (two batches taking the same rows in opposite orders) abort one statement whole; it is retried.
 
 import pg from "pg";
+import { inTransaction, openMigratedPool, pgSafeInteger } from "../../postgres.js";
 import { mergeMeterDayDeltas } from "../../subsidy/meter-days.js";
 import type { MeterChargeState } from "../charges.js";
 import {
@@ -64,32 +65,10 @@ export interface PostgresLedger extends Ledger {
   readonly migration: MigrateResult;
 }
 
-const PG_INT8_OID = 20;
-const PG_NUMERIC_OID = 1700;
-
-/**
- * int8 and numeric text → a number when it is a safe integer; otherwise the exact text, which safeInt refuses with the
- * value in its message. Never a float: pg's own default would hand int8 back as a string, and a naive Number() would
- * round 2^53 + 1 silently.
- */
-function parseInteger(text: string): number | string {
-  const n = Number(text);
-  return /^-?\d+$/.test(text) && Number.isSafeInteger(n) ? n : text;
-}
-
-const integerTypes = {
-  getTypeParser: ((oid: number, format?: string) => {
-    if (oid === PG_INT8_OID || oid === PG_NUMERIC_OID) return parseInteger;
-    return pg.types.getTypeParser(oid, format as "text") as (text: string) => unknown;
-  }) as pg.CustomTypesConfig["getTypeParser"],
-};
-
 /** A value read from an integer column or SUM: the number, or LEDGER_NON_INTEGER_AMOUNT when it is not safe. */
 export function safeInt(value: unknown, what: string): number {
   if (value === null) return 0;
-  if (typeof value === "number" && Number.isSafeInteger(value)) return value;
-  const shown = typeof value === "string" || typeof value === "number" || typeof value === "bigint" ? String(value) : typeof value;
-  throw new LedgerStoreError(C.NON_INTEGER_AMOUNT, `${what} ${shown} is not an integer within ±(2^53 − 1); refusing to round it`);
+  return pgSafeInteger(value, what, (message) => new LedgerStoreError(C.NON_INTEGER_AMOUNT, message));
 }
 
 interface AccountRow {
@@ -188,61 +167,10 @@ function toItemResult(row: ItemJson): ApplyChargesBatchItemResult {
 
 export async function openPostgresLedger(options: PostgresLedgerOptions): Promise<PostgresLedger> {
   const now = options.now ?? Date.now;
-  const pool = new pg.Pool({
-    connectionString: options.connectionString,
-    max: options.poolSize ?? 10,
-    types: integerTypes,
-    application_name: options.applicationName ?? "agri-ledger",
-  });
-  // An idle connection the server drops (restart, pg_terminate_backend) is reported here; the pool replaces it.
-  pool.on("error", () => undefined);
-
-  let migration: MigrateResult;
-  try {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    const onError = (error: Error): void => {
-      broken = error;
-    };
-    client.on("error", onError);
-    try {
-      migration = await migratePostgres(client, now());
-    } finally {
-      client.off("error", onError);
-      client.release(broken);
-    }
-  } catch (error) {
-    await pool.end();
-    throw error;
-  }
-
-  /** BEGIN … COMMIT on one pooled connection; ROLLBACK on any error, and a broken connection is discarded. */
-  async function transaction<T>(body: (client: pg.PoolClient) => Promise<T>, begin = "BEGIN"): Promise<T> {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    // A checked-out connection that the server drops between two of our queries reports it as an 'error' event,
-    // which would crash the process if nobody listened; the next query then fails, and we discard the connection.
-    const onError = (error: Error): void => {
-      broken = error;
-    };
-    client.on("error", onError);
-    try {
-      await client.query(begin);
-      const result = await body(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      try {
-        await client.query("ROLLBACK");
-      } catch (rollbackError) {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      }
-      throw error;
-    } finally {
-      client.off("error", onError);
-      client.release(broken);
-    }
-  }
+  const { pool, migration } = await openMigratedPool(
+    { connectionString: options.connectionString, poolSize: options.poolSize ?? 10, applicationName: options.applicationName ?? "agri-ledger" },
+    (client) => migratePostgres(client, now()),
+  );
 
   /** One round trip, one statement, so one transaction: ledger_post_entry does the rest (postgres-migrations.ts). */
   async function postOne(entry: LedgerEntry): Promise<PostResult> {
@@ -310,7 +238,7 @@ export async function openPostgresLedger(options: PostgresLedgerOptions): Promis
         throw new LedgerStoreError(C.INVALID_ENTRY, `a statement needs integer fromMs ≤ toMs, got ${fromMs}..${toMs}`);
       }
       // REPEATABLE READ: the opening balance and the entries come from one snapshot.
-      return transaction(async (client): Promise<Statement> => {
+      return inTransaction(pool, async (client): Promise<Statement> => {
         await accountExists(client, accountId);
         const openingBalanceFen = await balanceIn(client, accountId, fromMs);
         const rows = await client.query<PostingRow & { amount_fen: unknown }>(

@@ -3,17 +3,16 @@
 // idempotent, refusing a database migrated by newer code (LEDGER_SCHEMA_TOO_NEW) or by other code
 // (LEDGER_SCHEMA_MISMATCH) before touching it. Never edit a released migration: add the next one.
 //
-// Two processes migrating at once: the transaction first takes a transaction-scoped advisory lock, so the second
-// waits, then sees the first's rows and has nothing to do. Without it both would race on CREATE TABLE (PostgreSQL's
-// DDL is transactional, but two concurrent CREATEs of one name fail with a unique violation on pg_type).
+// Two processes migrating at once: the runner (cloud/postgres.ts applyPostgresMigrations) first takes this store's
+// transaction-scoped advisory lock, so the second waits, then sees the first's rows and has nothing to do.
 //
 // Invariants held by the database itself: amounts are BIGINT (no float column can hold fen), CHECKs on kinds and
 // non-zero amounts, foreign keys from lines and audit rows to postings, and statement-level triggers that RAISE on any
 // UPDATE, DELETE or TRUNCATE of accounts, postings, lines and audit rows (append-only, invariant 3).
 
 import type pg from "pg";
+import { applyPostgresMigrations } from "../../postgres.js";
 import { ACCOUNT_KINDS, POSTING_KINDS } from "./ledger.js";
-import { planMigrations } from "../../schema-migrations.js";
 import type { Migration, MigrateResult } from "./migrations.js";
 import { refuseLedgerSchema } from "./store-errors.js";
 
@@ -275,22 +274,6 @@ END $$;
 export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
 
 /** Brings the database to the latest version on `client` (a dedicated connection, not in a transaction). */
-export async function migratePostgres(client: pg.ClientBase, nowMs: number, migrations: readonly Migration[] = POSTGRES_MIGRATIONS): Promise<MigrateResult> {
-  await client.query("BEGIN");
-  try {
-    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY.toString()]);
-    await client.query("CREATE TABLE IF NOT EXISTS ledger_schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)");
-    const applied = (await client.query<{ version: number; name: string }>("SELECT version, name FROM ledger_schema_migrations ORDER BY version")).rows;
-    const plan = planMigrations(applied, migrations);
-    if (!plan.ok) throw refuseLedgerSchema(plan.problem);
-    for (const m of plan.pending) {
-      await client.query(m.sql);
-      await client.query("INSERT INTO ledger_schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)", [m.version, m.name, nowMs]);
-    }
-    await client.query("COMMIT");
-    return { fromVersion: plan.fromVersion, toVersion: plan.toVersion };
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  }
+export function migratePostgres(client: pg.ClientBase, nowMs: number, migrations: readonly Migration[] = POSTGRES_MIGRATIONS): Promise<MigrateResult> {
+  return applyPostgresMigrations(client, { table: "ledger_schema_migrations", lockKey: MIGRATION_LOCK_KEY, migrations, nowMs, refuse: refuseLedgerSchema });
 }
