@@ -20,6 +20,7 @@ import type { ApplyChargesBatchItem, Ledger } from "../ledger/store/ledger.js";
 import type { GrantRecord, Meter, Registry } from "../registry/registry.js";
 import { meterDayDeltas } from "../subsidy/meter-days.js";
 import { householdAccountId, openHouseholdAccount, villageRevenueAccountId } from "./accounts.js";
+import { forEachBounded } from "./bounded-concurrency.js";
 import { decideGrant, grantBody, outstandingGrantFen, type CreditGrantBody } from "./next-grant.js";
 import { recordTopUp, type TopUpRequest, type TopUpResult } from "./top-up.js";
 
@@ -38,6 +39,8 @@ export interface PrepaidDeps {
   /** Held back from every grant for the overshoot of one poll (next-grant.ts); default 10 fen. */
   readonly cutReserveFen?: number;
   readonly maxBalanceFen?: number;
+  /** How many meters (and households) of one billing batch are read and granted at once; default 8. */
+  readonly storeConcurrency?: number;
 }
 
 /** One billing message and the gateway it came from (the ingest's BillingItem). */
@@ -79,6 +82,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
   const newCommandId = deps.newCommandId ?? randomUUID;
   const ttlMs = deps.commandTtlMs ?? 10 * 60_000;
   const cutReserveFen = deps.cutReserveFen ?? 10;
+  const concurrency = deps.storeConcurrency ?? 8;
   const counters: PrepaidCounters = { readingsCharged: 0, postings: 0, held: 0, unknownMeter: 0, grantsSent: 0, grantsResent: 0, publishFailures: 0, acks: 0 };
   const opened = new Set<string>();
   let queue: Promise<unknown> = Promise.resolve();
@@ -140,11 +144,14 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     };
     const meters = new Map<string, Meter | undefined>();
     const byMeter = new Map<string, { meter: Meter; readings: MeterReading[]; items: Set<number> }>();
+    // The edge guard limits the import register, so that is the register charged and granted on.
+    const meterIds = new Set(items.flatMap(({ readings: batch }) => batch.readings.filter((r) => r.role === "import_energy").map((r) => r.meterId)));
+    await forEachBounded(meterIds, concurrency, async (meterId) => {
+      meters.set(meterId, await registry.getMeter(meterId));
+    });
     for (const [index, { readings: batch, gatewayId }] of items.entries()) {
       for (const r of batch.readings) {
-        // The edge guard limits the import register, so that is the register charged and granted on.
         if (r.role !== "import_energy") continue;
-        if (!meters.has(r.meterId)) meters.set(r.meterId, await registry.getMeter(r.meterId));
         const meter = meters.get(r.meterId);
         if (meter?.gatewayId !== gatewayId) {
           counters.unknownMeter++;
@@ -167,7 +174,7 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       for (const i of indexes) set.add(i);
       households.set(householdId, set);
     };
-    for (const group of byMeter.values()) {
+    await forEachBounded(byMeter.values(), concurrency, async (group) => {
       try {
         const item = await planCharge(group.meter, group.readings.sort((a, b) => a.registerSeq - b.registerSeq));
         if (item === undefined) touch(group.meter.householdId, group.items);
@@ -175,7 +182,9 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       } catch (error) {
         fail(group.items, error);
       }
-    }
+    });
+    // One transaction whatever order the plans finished in; the meters' order keeps its locks in a stable order.
+    planned.sort((x, y) => (x.item.meterId < y.item.meterId ? -1 : x.item.meterId > y.item.meterId ? 1 : 0));
     // Rejects only when the transaction as a whole could not commit: then every message comes back.
     const results = planned.length === 0 ? [] : await ledger.applyChargesBatch(planned.map((p) => p.item));
     planned.forEach(({ group, item }, k) => {
@@ -188,13 +197,15 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
       counters.postings += result.results.length;
       touch(group.meter.householdId, group.items);
     });
-    for (const [householdId, indexes] of households) {
+    // Households are independent; a household's meters are granted one after another (regrantHouseholdNow), since
+    // each meter's grant holds back what the others may draw.
+    await forEachBounded(households, concurrency, async ([householdId, indexes]) => {
       try {
         await regrantHouseholdNow(householdId, "billing");
       } catch (error) {
         fail(indexes, error);
       }
-    }
+    });
     return outcome;
   }
 
