@@ -181,7 +181,7 @@ export async function startCloud(options: CloudOptions): Promise<RunningCloud> {
       // A persistent session tapping the uplinks (an "ingest" user debugging) that goes away must not grow this heap
       // without bound, nor stall the gateways: past 10,000 unacknowledged messages its copies are dropped — the
       // ingest has stored them. Gateways' own sessions (their commands) are not bounded here.
-      boundedSessions: { maxMessages: 10_000, appliesTo: (clientId) => !snapshot.gateways.has(clientId), onFull: "drop" },
+      boundedSessions: { maxMessages: 10_000, appliesTo: (clientId) => !snapshot.gateways.has(clientId) },
       log: log.child({ part: "broker" }),
     });
     if (broker !== undefined) cleanups.push({ name: "broker", run: () => broker.close() });

@@ -67,8 +67,8 @@ export interface BrokerOptions {
   /** Clock for the connection-rate guard. */
   readonly now?: (() => number) | undefined;
   /**
-   * Bound what aedes queues for these persistent sessions (the ingest's): past maxMessages unacknowledged, publishers
-   * wait instead of the queue growing (session-queue-bound.ts). Unbounded when absent.
+   * Bound what aedes queues for these persistent sessions (taps of the uplinks): past maxMessages unacknowledged,
+   * their copies are dropped and counted (session-queue-bound.ts). Unbounded when absent.
    */
   readonly boundedSessions?: SessionQueueBoundOptions | undefined;
   /**

@@ -129,7 +129,7 @@ async function start(batch?: { maxMessages: number; maxPendingMessages: number; 
     maxConnectionsPerIpPerMinute: 10_000,
     log: silent,
     handOffUplinks: true,
-    boundedSessions: { maxMessages: 5, appliesTo: (id) => !registry.gateways.has(id), onFull: "drop" },
+    boundedSessions: { maxMessages: 5, appliesTo: (id) => !registry.gateways.has(id) },
   });
   ingest = startEmbeddedIngest({ sinks: sink, dedupePath: join(dir, "dedupe.db"), log: silent, ...(batch === undefined ? {} : { batch }) });
   broker.attachUplinks((uplink, done) => ingest.handle(uplink, done));
