@@ -14,6 +14,9 @@
 // the clock starts. Every household is topped up first, so the grants in force stay valid while it is charged (the
 // steady state: a grant is re-sent only when the balance moves it).
 //
+// Then the same load with DATABASE_URL on a durable PostgreSQL started on this machine (fsync on): every registry and
+// ledger read is a round trip there, so the figure is reported as a ratio to the SQLite run of the same process.
+//
 // CLOUD_INGEST_GATEWAYS, CLOUD_INGEST_MESSAGES (per gateway, measured) and CLOUD_INGEST_PROFILE=1 (write a CPU
 // profile of the measured phase and print the top self-time functions) tune a run.
 
@@ -27,10 +30,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import mqtt from "mqtt";
+import pg from "pg";
 import { pino } from "pino";
 import { cloudDbPath, startCloud } from "../cloud/server.js";
 import { BASE_AT_MS, meterIdOf, type FromPublishers, type PublisherSpec, type ToPublishers } from "./cloud-ingest-publishers.js";
 import { report } from "./report.js";
+import { startPostgres } from "../test/harness/postgres.js";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const GATEWAYS = Number(process.env.CLOUD_INGEST_GATEWAYS ?? 1000);
@@ -146,9 +151,29 @@ interface CloudRun {
   readonly batches: number;
 }
 
-async function runCloud(dir: string): Promise<CloudRun> {
+/** The charge postings the ledger holds: in cloud.db, or in PostgreSQL when the cloud ran on `databaseUrl`. */
+async function chargePostings(dir: string, databaseUrl: string | undefined): Promise<number> {
+  const sql = "SELECT COUNT(*) AS n FROM ledger_postings WHERE kind = 'charge'";
+  if (databaseUrl === undefined) {
+    const db = new Database(cloudDbPath(join(dir, "cloud")), { readonly: true });
+    try {
+      return db.prepare<[], { n: number }>(sql).get()?.n ?? 0;
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return Number((await client.query<{ n: string }>(sql)).rows[0]?.n ?? 0);
+  } finally {
+    await client.end();
+  }
+}
+
+async function runCloud(dir: string, databaseUrl?: string): Promise<CloudRun> {
   const log = pino({ level: process.env.CLOUD_INGEST_LOG ?? "silent" });
-  const cloud = await startCloud({ dataDir: join(dir, "cloud"), mqtt: { host: "127.0.0.1", port: 0, maxConnectionsPerIpPerMinute: 1_000_000 }, log, topUpPollMs: 60_000 });
+  const cloud = await startCloud({ dataDir: join(dir, "cloud"), databaseUrl, mqtt: { host: "127.0.0.1", port: 0, maxConnectionsPerIpPerMinute: 1_000_000 }, log, topUpPollMs: 60_000 });
   const publishers = Publishers.start();
   try {
     const { registry, prepaid } = cloud;
@@ -208,9 +233,7 @@ async function runCloud(dir: string): Promise<CloudRun> {
     await prepaid.idle();
 
     // The check: every reading is a charge posting in the ledger, and every meter's charged register is the last one.
-    const db = new Database(cloudDbPath(join(dir, "cloud")), { readonly: true });
-    const charges = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM ledger_postings WHERE kind = 'charge'").get()?.n ?? 0;
-    db.close();
+    const charges = await chargePostings(dir, databaseUrl);
     const expectedCharges = warmUpReadings + measured;
     if (charges !== expectedCharges) throw new Error(`cloud-ingest: the ledger holds ${charges} charge postings, expected ${expectedCharges}`);
     const lastRegisterWh = INITIAL_WH + (MESSAGES + 1) * READINGS_PER_METER * WH_PER_READING;
@@ -309,6 +332,18 @@ export async function cloudIngest(): Promise<void> {
     report({ bench: "cloud-ingest-mosquitto-relay-readings-per-s", value: mosquitto, unit: "readings/s", better: "higher", note: `the same messages through Debian mosquitto to one QoS 1 subscriber` });
     report({ bench: "cloud-ingest-vs-mosquitto", value: Math.round((cloud.readingsPerS / mosquitto) * 1000) / 1000, unit: "ratio", better: "higher", note: "cloud readings/s ÷ mosquitto relay readings/s" });
     report({ bench: "cloud-ingest-peak-rss", value: cloud.peakRssMb, unit: "MB", better: "lower", note: `the cloud process (broker with 1,000 connections, ingest, ledger, telemetry) during the measured phase; ${cloud.startRssMb} MB when it began` });
+
+    // The same load with DATABASE_URL: ledger, registry, grants and top-up notices in a durable PostgreSQL on this
+    // machine (fsync on), sharing its 2 cores with the cloud and the publishers.
+    const server = await startPostgres({ durable: true });
+    try {
+      const onPostgres = await runCloud(join(dir, "pg"), await server.createDatabase("ingest"));
+      report({ bench: "cloud-ingest-postgres-readings-per-s", value: onPostgres.readingsPerS, unit: "readings/s", better: "higher", note: `${note}; DATABASE_URL: ledger, registry and grants in a durable local PostgreSQL, checked there; ${onPostgres.batches} group commits` });
+      report({ bench: "cloud-ingest-postgres-vs-sqlite", value: Math.round((onPostgres.readingsPerS / cloud.readingsPerS) * 1000) / 1000, unit: "ratio", better: "higher", note: "readings/s with everything on PostgreSQL ÷ readings/s on the embedded SQLite defaults, same run" });
+      report({ bench: "cloud-ingest-postgres-peak-rss", value: onPostgres.peakRssMb, unit: "MB", better: "lower", note: `the same process during the PostgreSQL run (after the SQLite run, so an upper bound); ${onPostgres.startRssMb} MB when it began` });
+    } finally {
+      await server.stop();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
