@@ -406,7 +406,10 @@ async function run(argv: readonly string[]): Promise<void> {
           const villageId = (await registry.getHousehold(householdId))?.villageId;
           // The stored-credit cap of the village policy in force (the defaults where none was set).
           const maxBalanceFen = villageId === undefined ? undefined : (await registry.villagePolicyAt(villageId, atMs)).maxBalanceFen;
-          const result = await recordTopUp(ledger, registry, { householdId, amountFen, officerId, receiptId, atMs, ...(maxBalanceFen === undefined ? {} : { maxBalanceFen }) });
+          // Under the household's lock: with PostgreSQL, a serving worker's grant sizing or refund check waits for it.
+          const result = await registry.withHouseholdLock(householdId, () =>
+            recordTopUp(ledger, registry, { householdId, amountFen, officerId, receiptId, atMs, ...(maxBalanceFen === undefined ? {} : { maxBalanceFen }) }),
+          );
           if (!result.duplicate) {
             await audited(audit, "ledger.top-up", "household", householdId, (await registry.getHousehold(householdId))?.villageId, flags.reason ?? `cash receipt ${receiptId}`, {
               amountFen,

@@ -299,8 +299,12 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     publish(record, { ...body, grantSeq: record.grantSeq });
   }
 
-  async function regrantHouseholdNow(householdId: string, why: string): Promise<void> {
-    for (const meter of await registry.metersOfHousehold(householdId)) await regrantMeter(meter, why);
+  /** Under the household's lock: each meter's grant holds back what the others may draw, and a refund being checked
+   * on another worker must see the grants this stores (registry/household-lock.ts). */
+  function regrantHouseholdNow(householdId: string, why: string): Promise<void> {
+    return registry.withHouseholdLock(householdId, async () => {
+      for (const meter of await registry.metersOfHousehold(householdId)) await regrantMeter(meter, why);
+    });
   }
 
   return {
@@ -325,11 +329,15 @@ export function createPrepaidService(deps: PrepaidDeps): PrepaidService {
     },
     topUp(request) {
       return serial(async () => {
-        const result = await recordTopUp(ledger, registry, {
-          ...request,
-          atMs: request.atMs ?? now(),
-          ...(deps.maxBalanceFen === undefined ? {} : { maxBalanceFen: deps.maxBalanceFen }),
-        });
+        // The cap is checked against the balance under the household's lock, so two top-ups on two workers cannot
+        // both pass it.
+        const result = await registry.withHouseholdLock(request.householdId, () =>
+          recordTopUp(ledger, registry, {
+            ...request,
+            atMs: request.atMs ?? now(),
+            ...(deps.maxBalanceFen === undefined ? {} : { maxBalanceFen: deps.maxBalanceFen }),
+          }),
+        );
         await regrantHouseholdNow(request.householdId, "top-up");
         return result;
       });

@@ -21,7 +21,8 @@ import type pg from "pg";
 import type { CloudClientRecord, CloudRole, GatewayRecord } from "../broker/policy.js";
 import { redactUrl } from "../ledger/store/open-ledger.js";
 import { tariffSchema, type Tariff } from "../ledger/tariff.js";
-import { inTransaction, openMigratedPool } from "../postgres.js";
+import { inTransaction, openMigratedPool, openPostgresPool } from "../postgres.js";
+import { postgresHouseholdLock } from "./household-lock.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
 import { postgresLandMethods } from "./postgres-land.js";
 import { migratePostgresRegistryOn, type RegistryMigrateResult } from "./postgres-registry-migrations.js";
@@ -63,6 +64,8 @@ export interface PostgresRegistryOptions {
   readonly now?: () => number;
   /** Connections in the pool (default 10). */
   readonly poolSize?: number;
+  /** Connections that hold household locks (default 16; each holder keeps one while its work runs). */
+  readonly lockPoolSize?: number;
   /** Shown in pg_stat_activity, so an operator can tell the registry's connections apart. */
   readonly applicationName?: string;
 }
@@ -90,6 +93,9 @@ export async function openPostgresRegistry(options: PostgresRegistryOptions): Pr
     { connectionString: options.connectionString, poolSize: options.poolSize ?? 10, applicationName: options.applicationName ?? "agri-registry", parseInteger: parseRegistryInteger },
     (client) => migratePostgresRegistryOn(client, now()),
   );
+  // Household locks hold a connection while the locked work uses the registry's and the ledger's pools: their own.
+  const lockPool = openPostgresPool({ connectionString: options.connectionString, poolSize: options.lockPoolSize ?? 16, applicationName: `${options.applicationName ?? "agri-registry"}-locks` });
+  const withHouseholdLock = postgresHouseholdLock(lockPool);
 
   async function requireRow(db: Queryable, sql: string, id: string, what: string): Promise<void> {
     if ((await firstRow(db, sql, [id])) === undefined) throw new RegistryError(C.UNKNOWN, `no ${what} ${id}`);
@@ -297,8 +303,9 @@ export async function openPostgresRegistry(options: PostgresRegistryOptions): Pr
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
       );
     },
+    withHouseholdLock,
     close() {
-      closing ??= pool.end();
+      closing ??= Promise.all([pool.end(), lockPool.end()]).then(() => undefined);
       return closing;
     },
   };

@@ -486,5 +486,58 @@ export function runRegistryContract(name: string, factory: () => RegistryContrac
         expect((await registry.villagePolicies("v1")).map((p) => p.version)).toEqual([1]);
       });
     });
+
+    describe("household locks", () => {
+      /** A holder that records when it starts and ends, and finishes only when the test lets it. */
+      function holder(log: string[], name: string): { work: () => Promise<string>; finish: () => void; started: Promise<void> } {
+        let finish = (): void => undefined;
+        let started = (): void => undefined;
+        const startedP = new Promise<void>((r) => (started = r));
+        const done = new Promise<void>((r) => (finish = r));
+        return {
+          work: async () => {
+            log.push(`${name} start`);
+            started();
+            await done;
+            log.push(`${name} end`);
+            return name;
+          },
+          finish: () => finish(),
+          started: startedP,
+        };
+      }
+
+      it("runs the holders of one household one after another, in the order they asked", async () => {
+        const log: string[] = [];
+        const a = holder(log, "a");
+        const b = holder(log, "b");
+        const first = registry.withHouseholdLock("h1", a.work);
+        await a.started;
+        const second = registry.withHouseholdLock("h1", b.work);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(log).toEqual(["a start"]);
+        a.finish();
+        await b.started;
+        b.finish();
+        expect(await Promise.all([first, second])).toEqual(["a", "b"]);
+        expect(log).toEqual(["a start", "a end", "b start", "b end"]);
+      });
+
+      it("lets different households run side by side", async () => {
+        const log: string[] = [];
+        const a = holder(log, "a");
+        const b = holder(log, "b");
+        const both = Promise.all([registry.withHouseholdLock("h1", a.work), registry.withHouseholdLock("h2", b.work)]);
+        await Promise.all([a.started, b.started]);
+        a.finish();
+        b.finish();
+        expect(await both).toEqual(["a", "b"]);
+      });
+
+      it("passes a holder's failure on and releases the lock for the next one", async () => {
+        await expect(registry.withHouseholdLock("h1", () => Promise.reject(new Error("refund refused")))).rejects.toThrow("refund refused");
+        expect(await registry.withHouseholdLock("h1", () => Promise.resolve("next"))).toBe("next");
+      });
+    });
   });
 }

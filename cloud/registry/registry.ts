@@ -15,6 +15,7 @@ import { findProfile } from "../../protocols/profiles/index.js";
 import { deviceIdSchema, friendlyPeriodSchema, gatewayIdSchema, warnAtWhSchema, type FriendlyPeriod } from "../../protocols/mqtt/messages.js";
 import { tariffScheduleSchema, tariffSchema, type Tariff } from "../ledger/tariff.js";
 import { RegistryError, REGISTRY_ERROR_CODES as C } from "./errors.js";
+import { inProcessHouseholdLock } from "./household-lock.js";
 import { landMethods, type LandMethods } from "./land.js";
 import { migrateRegistry } from "./migrations.js";
 import {
@@ -189,12 +190,18 @@ export type Registry = Promised<RegistryOperations> & {
   readonly kind: RegistryKind;
   /** Where: the SQLite path, or the PostgreSQL URL without its password. */
   readonly target: string;
+  /**
+   * Runs `work` while no other holder of this household's lock runs, in this process or (PostgreSQL) any worker:
+   * grant sizing and refund checks read the balance and the grants in force, then write (household-lock.ts).
+   */
+  withHouseholdLock<T>(householdId: string, work: () => Promise<T>): Promise<T>;
 };
 
 /** The SQLite registry behind the port: each synchronous operation answered as an already settled Promise; a throw
  * becomes a rejection, so callers see one error path on both engines. */
 function promised(ops: RegistryOperations, target: string): Registry {
-  const port: Record<string, unknown> = { kind: "sqlite", target };
+  // One process owns a SQLite file's money decisions (a second process, the CLI, only records top-ups and notices).
+  const port: Record<string, unknown> = { kind: "sqlite", target, withHouseholdLock: inProcessHouseholdLock() };
   for (const [name, value] of Object.entries(ops)) {
     if (typeof value !== "function") {
       port[name] = value;

@@ -184,42 +184,49 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
         if (earlier !== undefined) {
           postingId = earlier;
         } else {
-          const beforeFen = await ledger.balance(accountId);
-          try {
-            await check(household, request, beforeFen, claimed.atMs, await committedToGrantsFen(household, claimed.atMs));
-          } catch (error) {
-            await release();
-            throw error;
-          }
-          const delta = request.kind === "refund" ? -request.amountFen : request.amountFen;
-          await audit.record({
-            actor,
-            action: `ledger.${request.kind}`,
-            entityType: "household",
-            entityId: household.householdId,
-            villageId: household.villageId,
-            reason: request.reason,
-            before: { balanceFen: beforeFen },
-            after: { balanceFen: beforeFen + delta, amountFen: delta, idempotencyKey: key, ...(request.kind === "correction" ? {} : { receiptId: request.receiptId }) },
-            atMs: deps.now(),
-          });
-          try {
-            postingId = await post(household, key, request, actor, claimed.atMs);
-          } catch (error) {
-            // The intent is on record; so is its refusal, so the trail never shows a change that did not happen.
+          // Under the household's lock, on every worker: a grant being sized from the balance before this refund (or
+          // another top-up against the cap) finishes first, and its grant is then in committedToGrantsFen.
+          postingId = await registry.withHouseholdLock(household.householdId, async () => {
+            // What the meters may still draw first, then the balance: a charge committing between the two reads
+            // makes the check stricter, never looser.
+            const committedFen = await committedToGrantsFen(household, claimed.atMs);
+            const beforeFen = await ledger.balance(accountId);
+            try {
+              await check(household, request, beforeFen, claimed.atMs, committedFen);
+            } catch (error) {
+              await release();
+              throw error;
+            }
+            const delta = request.kind === "refund" ? -request.amountFen : request.amountFen;
             await audit.record({
               actor,
-              action: `ledger.${request.kind}-refused`,
+              action: `ledger.${request.kind}`,
               entityType: "household",
               entityId: household.householdId,
               villageId: household.villageId,
-              reason: error instanceof Error ? error.message.slice(0, 2000) : String(error),
-              after: { idempotencyKey: key },
+              reason: request.reason,
+              before: { balanceFen: beforeFen },
+              after: { balanceFen: beforeFen + delta, amountFen: delta, idempotencyKey: key, ...(request.kind === "correction" ? {} : { receiptId: request.receiptId }) },
               atMs: deps.now(),
             });
-            await release();
-            throw error;
-          }
+            try {
+              return await post(household, key, request, actor, claimed.atMs);
+            } catch (error) {
+              // The intent is on record; so is its refusal, so the trail never shows a change that did not happen.
+              await audit.record({
+                actor,
+                action: `ledger.${request.kind}-refused`,
+                entityType: "household",
+                entityId: household.householdId,
+                villageId: household.villageId,
+                reason: error instanceof Error ? error.message.slice(0, 2000) : String(error),
+                after: { idempotencyKey: key },
+                atMs: deps.now(),
+              });
+              await release();
+              throw error;
+            }
+          });
           duplicate = false;
         }
         const balanceFen = await ledger.balance(accountId);
