@@ -41,6 +41,12 @@ export interface AlertsRouteDeps {
   readonly sseRetryMs?: number;
   /** A stream whose unsent output exceeds this is closed (the client replays on reconnect); default 1 MiB. */
   readonly sseMaxBufferedBytes?: number;
+  /**
+   * How long a stream's re-authentication may take before the stream is ended (default 5,000 ms): a database that
+   * stops answering must not hold incidents back from a dispatcher — the client reconnects and replays from
+   * Last-Event-ID on a fresh request instead.
+   */
+  readonly sseReauthTimeoutMs?: number;
 }
 
 const DISPATCH = ["police-dispatcher"] as const;
@@ -173,6 +179,7 @@ export async function alertsRoutes(app: FastifyInstance, deps: AlertsRouteDeps):
       // changed scope (roles, jurisdictions) ends it too: the client reconnects with Last-Event-ID and the replay is
       // filtered by the new scope, so a narrowed dispatcher never sees an incident queued under the old one.
       let current: Principal | undefined = principal;
+      const reauthTimeoutMs = deps.sseReauthTimeoutMs ?? 5_000;
       const scopeOf = (p: Principal): string => JSON.stringify([p.userId, [...p.roles].sort(), [...p.jurisdictionIds].sort()]);
       const scope = principal === undefined ? "" : scopeOf(principal);
       const end = (): void => {
@@ -183,7 +190,11 @@ export async function alertsRoutes(app: FastifyInstance, deps: AlertsRouteDeps):
       const stillAllowed = async (): Promise<boolean> => {
         if (current === undefined) return false;
         if (request.reauthenticate === undefined) return true;
-        const fresh = await request.reauthenticate();
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`re-authentication took over ${reauthTimeoutMs} ms`)), reauthTimeoutMs);
+        });
+        const fresh = await Promise.race([request.reauthenticate(), timedOut]).finally(() => clearTimeout(timer));
         if (fresh === undefined || !hasAnyRole(fresh, DISPATCH) || scopeOf(fresh) !== scope) end();
         return current !== undefined;
       };

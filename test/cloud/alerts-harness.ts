@@ -20,6 +20,8 @@ export const TEST_PRINCIPALS: Readonly<Record<string, Principal>> = {
 
 /** Users whose credential no longer authenticates (logged out, disabled): request.reauthenticate answers undefined. */
 export const REVOKED_USERS = new Set<string>();
+/** Users whose re-authentication never answers (a database that stopped answering without closing connections). */
+export const HANGING_USERS = new Set<string>();
 
 export async function startAlertsApp(alerts: AlertService): Promise<{ app: FastifyInstance; url: string }> {
   const app = Fastify({ logger: false });
@@ -28,14 +30,16 @@ export async function startAlertsApp(alerts: AlertService): Promise<{ app: Fasti
   app.addHook("onRequest", (request, _reply, done) => {
     const who = request.headers[TEST_USER_HEADER];
     request.principal = typeof who === "string" ? TEST_PRINCIPALS[who] : undefined;
-    if (typeof who === "string") request.reauthenticate = () => Promise.resolve(REVOKED_USERS.has(who) ? undefined : TEST_PRINCIPALS[who]);
+    if (typeof who === "string") {
+      request.reauthenticate = () => (HANGING_USERS.has(who) ? new Promise(() => undefined) : Promise.resolve(REVOKED_USERS.has(who) ? undefined : TEST_PRINCIPALS[who]));
+    }
     done();
   });
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof HttpProblem) return reply.code(error.status).type("application/problem+json").send(error.body());
     return reply.code(500).type("application/problem+json").send({ status: 500, code: "API_INTERNAL", detail: String(error) });
   });
-  await app.register(alertsRoutes, { alerts, sseHeartbeatMs: 60_000 });
+  await app.register(alertsRoutes, { alerts, sseHeartbeatMs: 60_000, sseReauthTimeoutMs: 500 });
   const url = await app.listen({ port: 0, host: "127.0.0.1" });
   return { app, url };
 }

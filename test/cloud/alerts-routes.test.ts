@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAlertService, type AlertService } from "../../cloud/alerts/service.js";
 import type { AlarmMessage } from "../../protocols/mqtt/messages.js";
 import { eventually } from "../harness/broker.js";
-import { REVOKED_USERS, SseClient, startAlertsApp, TEST_USER_HEADER } from "./alerts-harness.js";
+import { HANGING_USERS, REVOKED_USERS, SseClient, startAlertsApp, TEST_USER_HEADER } from "./alerts-harness.js";
 
 const GW = "gw-xiantan";
 
@@ -215,6 +215,21 @@ describe("the SSE stream", () => {
       expect(client.events.filter((e) => e.event.startsWith("incident."))).toEqual([]);
     } finally {
       REVOKED_USERS.delete("mogan");
+      client.close();
+    }
+  });
+
+  it("ends a dispatcher's stream when re-authentication hangs, so the client reconnects instead of waiting forever", async () => {
+    const { client } = await SseClient.open(baseUrl, "mogan");
+    try {
+      await eventually(() => client.comments.length > 0, 5000, "connected");
+      HANGING_USERS.add("mogan");
+      raise("fire-c", Date.now() + 4);
+      // The harness gives re-authentication 500 ms; the stream ends rather than holding the incident indefinitely.
+      await eventually(() => client.ended || undefined, 5000, "the stream to end");
+      expect(client.events.filter((e) => e.event.startsWith("incident."))).toEqual([]);
+    } finally {
+      HANGING_USERS.delete("mogan");
       client.close();
     }
   });
