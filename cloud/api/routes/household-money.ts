@@ -178,57 +178,54 @@ export function createHouseholdMoney(deps: HouseholdMoneyDeps) {
         }
         const release = () => deps.requests.releaseMoneyRequest(household.householdId, idempotencyKey, claimToken);
         const key = ledgerKey(household, idempotencyKey, request);
-        const earlier = await postedEarlier(accountId, key, claimed.atMs);
-        let postingId: number;
         let duplicate = true;
-        if (earlier !== undefined) {
-          postingId = earlier;
-        } else {
-          // Under the household's lock, on every worker: a grant being sized from the balance before this refund (or
-          // another top-up against the cap) finishes first, and its grant is then in committedToGrantsFen.
-          postingId = await registry.withHouseholdLock(household.householdId, async () => {
-            // What the meters may still draw first, then the balance: a charge committing between the two reads
-            // makes the check stricter, never looser.
-            const committedFen = await committedToGrantsFen(household, claimed.atMs);
-            const beforeFen = await ledger.balance(accountId);
-            try {
-              await check(household, request, beforeFen, claimed.atMs, committedFen);
-            } catch (error) {
-              await release();
-              throw error;
-            }
-            const delta = request.kind === "refund" ? -request.amountFen : request.amountFen;
+        // Under the household's lock, on every worker: a grant being sized from the balance before this refund (or
+        // another top-up against the cap) finishes first, and its grant is then in committedToGrantsFen. The earlier
+        // posting is looked for inside it too: an attempt whose lease this one took over may have posted meanwhile.
+        const postingId = await registry.withHouseholdLock(household.householdId, async () => {
+          const earlier = await postedEarlier(accountId, key, claimed.atMs);
+          if (earlier !== undefined) return earlier;
+          duplicate = false;
+          // What the meters may still draw first, then the balance: a charge committing between the two reads
+          // makes the check stricter, never looser.
+          const committedFen = await committedToGrantsFen(household, claimed.atMs);
+          const beforeFen = await ledger.balance(accountId);
+          try {
+            await check(household, request, beforeFen, claimed.atMs, committedFen);
+          } catch (error) {
+            await release();
+            throw error;
+          }
+          const delta = request.kind === "refund" ? -request.amountFen : request.amountFen;
+          await audit.record({
+            actor,
+            action: `ledger.${request.kind}`,
+            entityType: "household",
+            entityId: household.householdId,
+            villageId: household.villageId,
+            reason: request.reason,
+            before: { balanceFen: beforeFen },
+            after: { balanceFen: beforeFen + delta, amountFen: delta, idempotencyKey: key, ...(request.kind === "correction" ? {} : { receiptId: request.receiptId }) },
+            atMs: deps.now(),
+          });
+          try {
+            return await post(household, key, request, actor, claimed.atMs);
+          } catch (error) {
+            // The intent is on record; so is its refusal, so the trail never shows a change that did not happen.
             await audit.record({
               actor,
-              action: `ledger.${request.kind}`,
+              action: `ledger.${request.kind}-refused`,
               entityType: "household",
               entityId: household.householdId,
               villageId: household.villageId,
-              reason: request.reason,
-              before: { balanceFen: beforeFen },
-              after: { balanceFen: beforeFen + delta, amountFen: delta, idempotencyKey: key, ...(request.kind === "correction" ? {} : { receiptId: request.receiptId }) },
+              reason: error instanceof Error ? error.message.slice(0, 2000) : String(error),
+              after: { idempotencyKey: key },
               atMs: deps.now(),
             });
-            try {
-              return await post(household, key, request, actor, claimed.atMs);
-            } catch (error) {
-              // The intent is on record; so is its refusal, so the trail never shows a change that did not happen.
-              await audit.record({
-                actor,
-                action: `ledger.${request.kind}-refused`,
-                entityType: "household",
-                entityId: household.householdId,
-                villageId: household.villageId,
-                reason: error instanceof Error ? error.message.slice(0, 2000) : String(error),
-                after: { idempotencyKey: key },
-                atMs: deps.now(),
-              });
-              await release();
-              throw error;
-            }
-          });
-          duplicate = false;
-        }
+            await release();
+            throw error;
+          }
+        });
         const balanceFen = await ledger.balance(accountId);
         await deps.requests.finishMoneyRequest(household.householdId, idempotencyKey, postingId, balanceFen);
         if (request.kind === "top-up") await registry.noteTopUp(household.householdId, postingId, deps.now());
