@@ -98,6 +98,12 @@ export interface PatchedUser extends UserScope {
   readonly disabled: boolean;
 }
 
+/** True when a change takes an enabled admin out of the admins: disabled, or the admin role taken away. The stores
+ * refuse it (AUTH_LAST_ADMIN) when no other enabled admin is left, counting inside the change's transaction. */
+export function losesAdmin(before: UserView, next: PatchedUser): boolean {
+  return before.roles.includes("admin") && !before.disabled && (next.disabled || !next.roles.includes("admin"));
+}
+
 /** The user after the patch, checked against the role/scope rules, and the audit action it amounts to. */
 export function applyPatch(before: UserView, p: ParsedPatch): { next: PatchedUser; action: string } {
   const householdId = p.householdId === null ? undefined : (p.householdId ?? before.householdId);

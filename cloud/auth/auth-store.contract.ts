@@ -170,6 +170,31 @@ export function runAuthStoreContract(name: string, factory: () => AuthContractSt
       });
     });
 
+    describe("the last enabled admin", () => {
+      const admin = (userId: string): NewUserInput => ({ userId, name: userId, roles: ["admin"], password: "granary-lantern-42" });
+
+      it("refuses to disable the last enabled admin or take the role away, and changes nothing", async () => {
+        await auth.createUser(admin("admin-1"), by);
+        await expect(auth.updateUser("admin-1", { disabled: true }, by)).rejects.toMatchObject({ code: "AUTH_LAST_ADMIN" });
+        await expect(auth.updateUser("admin-1", { roles: ["village-officer"], villageIds: ["v1"] }, by)).rejects.toMatchObject({ code: "AUTH_LAST_ADMIN" });
+        expect(await auth.getUser("admin-1")).toMatchObject({ roles: ["admin"], disabled: false });
+        expect(await actions("admin-1")).toEqual(["user.create"]);
+        // Renaming the last admin takes nothing away.
+        expect(await auth.updateUser("admin-1", { name: "County admin" }, by)).toMatchObject({ name: "County admin" });
+      });
+
+      it("leaves one enabled admin when two admins disable each other at once from two handles", async () => {
+        await auth.createUser(admin("admin-1"), by);
+        await auth.createUser(admin("admin-2"), by);
+        const other = await open();
+        const outcomes = await Promise.allSettled([auth.updateUser("admin-1", { disabled: true }, by), other.updateUser("admin-2", { disabled: true }, by)]);
+        expect(outcomes.map((o) => o.status).sort()).toEqual(["fulfilled", "rejected"]);
+        expect(outcomes.find((o) => o.status === "rejected")).toMatchObject({ reason: { code: "AUTH_LAST_ADMIN" } });
+        const enabled = (await auth.listUsers()).filter((u) => u.roles.includes("admin") && !u.disabled);
+        expect(enabled).toHaveLength(1);
+      });
+    });
+
     describe("user changes and their audit entries", () => {
       it("audits a farmer's creation under the village of their household", async () => {
         await auth.createUser(FARMER, by);

@@ -16,6 +16,7 @@ import { inTransaction, isPgUniqueViolation, migrateOnConnection, openMigratedPo
 import { hashSecret, verifySecret } from "../broker/secrets.js";
 import {
   applyPatch,
+  losesAdmin,
   auditVillageOf,
   canonicalUserId,
   checkPassword,
@@ -35,6 +36,9 @@ import { API_TOKEN_PREFIX, newOpaqueToken, newTokenId, SESSION_TOKEN_PREFIX, tok
 import { migratePostgresAuthSchema } from "./postgres-auth-migrations.js";
 import type { UserScope, UserView } from "./user-schema.js";
 
+
+/** First key of pg_advisory_xact_lock(int4, int4) for changes that may take an admin away: "auad". */
+const ADMIN_CHANGE_LOCK_CLASS = 0x61756164;
 export interface PostgresAuthStoreOptions extends AuthStoreCommonOptions {
   readonly connectionString: string;
   /** Connections in the pool (default 4), shared with the store's audit log. */
@@ -191,8 +195,15 @@ export async function openPostgresAuthStore(options: PostgresAuthStoreOptions): 
       const p = parsePatch(patch);
       const atMs = now();
       return inTransaction(pool, async (client) => {
+        // A change that may take an admin away waits for any other such change (on any worker), so the count of
+        // the admins left below sees it committed: two admins disabling each other at once cannot leave none.
+        if (p.disabled === true || p.roles !== undefined) await client.query("SELECT pg_advisory_xact_lock($1, 0)", [ADMIN_CHANGE_LOCK_CLASS]);
         const before = await requireUser(client, userId, "FOR UPDATE");
         const { next, action } = applyPatch(before, p);
+        if (losesAdmin(before, next)) {
+          const others = await client.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM auth_users WHERE user_id <> $1 AND NOT disabled AND roles_json LIKE '%"admin"%'`, [before.userId]);
+          if ((others.rows[0]?.n ?? 0) === 0) throw new AuthError(C.LAST_ADMIN, `${before.userId} is the last enabled admin; make another admin first`);
+        }
         const c = scopeColumns(next);
         await client.query(
           `UPDATE auth_users SET name = $1, roles_json = $2, village_ids_json = $3, household_id = $4, jurisdiction_ids_json = $5, disabled = $6, updated_at_ms = $7

@@ -15,6 +15,7 @@ import { hashSecret, verifySecret } from "../broker/secrets.js";
 import { isUniqueViolation, openDurableDatabase } from "../sqlite.js";
 import {
   applyPatch,
+  losesAdmin,
   auditVillageOf,
   canonicalUserId,
   checkPassword,
@@ -145,6 +146,8 @@ export function openSqliteAuthStore(options: SqliteAuthStoreOptions): SqliteAuth
   const selectToken = db.prepare("SELECT * FROM auth_api_tokens WHERE token_id = ?");
   const revokeSessionsOf = db.prepare("UPDATE auth_sessions SET revoked_at_ms = ? WHERE user_id = ? AND revoked_at_ms IS NULL");
   // A password change or a disable ends the API tokens too: a token minted from a stolen session must not outlive it.
+  // The role list is a JSON array of role names; "admin" in quotes matches that role only.
+  const countOtherEnabledAdmins = db.prepare<[string], { n: number }>(`SELECT COUNT(*) AS n FROM auth_users WHERE user_id <> ? AND disabled = 0 AND roles_json LIKE '%"admin"%'`);
   const revokeTokensOf = db.prepare("UPDATE auth_api_tokens SET revoked_at_ms = ? WHERE user_id = ? AND revoked_at_ms IS NULL");
 
   const userRow = (userId: string): UserRow | undefined => {
@@ -245,6 +248,9 @@ export function openSqliteAuthStore(options: SqliteAuthStoreOptions): SqliteAuth
           .transaction(() => {
             const before = requireUser(userId);
             const { next, action } = applyPatch(before, p);
+            if (losesAdmin(before, next) && countOtherEnabledAdmins.get(before.userId)?.n === 0) {
+              throw new AuthError(C.LAST_ADMIN, `${before.userId} is the last enabled admin; make another admin first`);
+            }
             const c = scopeColumns(next);
             db.prepare(
               `UPDATE auth_users SET name = ?, roles_json = ?, village_ids_json = ?, household_id = ?, jurisdiction_ids_json = ?, disabled = ?, updated_at_ms = ?

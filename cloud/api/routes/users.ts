@@ -9,6 +9,7 @@ import { z } from "zod";
 import { isAdmin, ROLES, type Principal } from "../../auth/principal.js";
 import { userPatchSchema, type UserView } from "../../auth/user-schema.js";
 import type { CoreRouteDeps } from "../app.js";
+import { AuthError, AUTH_ERROR_CODES } from "../../auth/errors.js";
 import { forbidden, HttpProblem, notFound } from "../problem.js";
 import { addRoute } from "../route.js";
 import { meSchema } from "./auth.js";
@@ -84,7 +85,6 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
     if (errors.length > 0) throw new HttpProblem(400, "API_INVALID_INPUT", errors.map((e) => e.message).join("; "), errors);
   };
 
-  const enabledAdmins = async (): Promise<number> => (await auth.listUsers()).filter((u) => !u.disabled && u.roles.includes("admin")).length;
 
   const findUser = async (principal: Principal, userId: string): Promise<UserView> => {
     const user = await auth.getUser(userId);
@@ -169,9 +169,14 @@ export function userRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
         }
       }
       await checkScopeExists(patch);
-      const losesAdmin = user.roles.includes("admin") && !user.disabled && (patch.disabled === true || (patch.roles !== undefined && !patch.roles.includes("admin")));
-      if (losesAdmin && (await enabledAdmins()) <= 1) throw new HttpProblem(409, "API_LAST_ADMIN", "this is the last enabled admin; make another admin first");
-      return view(await auth.updateUser(user.userId, patch, { actor: principal.userId, reason: why }));
+      try {
+        return view(await auth.updateUser(user.userId, patch, { actor: principal.userId, reason: why }));
+      } catch (error) {
+        // The store counts the admins left inside the change's transaction (two admins disabling each other at once,
+        // on two workers, cannot leave none).
+        if (error instanceof AuthError && error.code === AUTH_ERROR_CODES.LAST_ADMIN) throw new HttpProblem(409, "API_LAST_ADMIN", "this is the last enabled admin; make another admin first");
+        throw error;
+      }
     },
   });
 
