@@ -9,6 +9,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PAYMENT_ERROR_CODES as C } from "./errors.js";
 import type { NewMoneyRequest, NewOrder, PaymentsStore } from "./orders-store.js";
+import { refusal } from "../../test/harness/refusal.js";
 
 /** A fresh, empty database that stores can be opened on, side by side or one after another. */
 export interface PaymentsContractStore {
@@ -41,15 +42,6 @@ const request = (key: string, more: Partial<NewMoneyRequest> = {}): NewMoneyRequ
   ...more,
 });
 
-/** The code a refused call failed with (or the error as text); undefined when it succeeded. */
-async function refusal(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code ?? String(error);
-  }
-}
 
 export function runPaymentsStoreContract(name: string, factory: () => PaymentsContractStore): void {
   describe(`PaymentsStore contract: ${name}`, () => {

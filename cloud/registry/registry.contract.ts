@@ -11,6 +11,7 @@ import type { Tariff } from "../ledger/tariff.js";
 import { DEFAULT_VILLAGE_POLICY } from "../prepaid/village-policy.js";
 import { REGISTRY_ERROR_CODES as C } from "./errors.js";
 import type { NewGrant, Registry } from "./registry.js";
+import { refusal } from "../../test/harness/refusal.js";
 
 /** A fresh, empty store that can be opened, closed and opened again, seeing what the previous open left. */
 export interface RegistryContractStore {
@@ -35,15 +36,6 @@ const grant = (more: Partial<NewGrant> = {}): NewGrant => ({
   ...more,
 });
 
-/** The code a refused operation failed with (or the error as text if it has none); undefined when it succeeded. */
-async function refusal(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code ?? String(error);
-  }
-}
 
 export function runRegistryContract(name: string, factory: () => RegistryContractStore): void {
   describe(`Registry contract: ${name}`, () => {

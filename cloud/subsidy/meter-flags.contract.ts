@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EventBatch } from "../../protocols/mqtt/messages.js";
 import { SUBSIDY_ERROR_CODES as C } from "./errors.js";
 import type { MeterFlagStore } from "./meter-flags.js";
+import { refusal } from "../../test/harness/refusal.js";
 
 export interface MeterFlagsContractStore {
   /** A store on this backing's database; several may be open side by side. */
@@ -21,14 +22,6 @@ const WINDOW = [at("2026-06-01T00:00:00Z"), at("2026-07-01T00:00:00Z")] as const
 
 const batch = (seq: number, events: EventBatch["events"], gatewayId = "gw-1"): EventBatch => ({ v: 1, gatewayId, seq, sentAt: "2026-06-10T00:00:00.000Z", events });
 
-async function refusal(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code ?? String(error);
-  }
-}
 
 export function runMeterFlagsContract(name: string, factory: () => MeterFlagsContractStore): void {
   describe(`MeterFlagStore contract: ${name}`, () => {
