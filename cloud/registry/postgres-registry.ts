@@ -64,7 +64,7 @@ export interface PostgresRegistryOptions {
   readonly now?: () => number;
   /** Connections in the pool (default 10). */
   readonly poolSize?: number;
-  /** Connections that hold household locks (default 16; each holder keeps one while its work runs). */
+  /** Connections that hold household locks (default 8, as many as billing grants at once; each holder keeps one while its work runs). */
   readonly lockPoolSize?: number;
   /** Shown in pg_stat_activity, so an operator can tell the registry's connections apart. */
   readonly applicationName?: string;
@@ -94,7 +94,7 @@ export async function openPostgresRegistry(options: PostgresRegistryOptions): Pr
     (client) => migratePostgresRegistryOn(client, now()),
   );
   // Household locks hold a connection while the locked work uses the registry's and the ledger's pools: their own.
-  const lockPool = openPostgresPool({ connectionString: options.connectionString, poolSize: options.lockPoolSize ?? 16, applicationName: `${options.applicationName ?? "agri-registry"}-locks` });
+  const lockPool = openPostgresPool({ connectionString: options.connectionString, poolSize: options.lockPoolSize ?? 8, applicationName: `${options.applicationName ?? "agri-registry"}-locks` });
   const withHouseholdLock = postgresHouseholdLock(lockPool);
 
   async function requireRow(db: Queryable, sql: string, id: string, what: string): Promise<void> {
