@@ -170,6 +170,20 @@ export function runAuthStoreContract(name: string, factory: () => AuthContractSt
       });
     });
 
+    describe("a login racing a reset", () => {
+      it("starts no session for a password check that began before a reset or a disable, and one for a check after it", async () => {
+        const began = clock;
+        clock += 10;
+        await auth.setPassword("officer-1", "birch-lantern-2026", by);
+        await expect(auth.startSession("officer-1", { unchangedSinceMs: began })).rejects.toMatchObject({ code: "AUTH_ACCOUNT_CHANGED" });
+        expect((await auth.startSession("officer-1", { unchangedSinceMs: clock })).token).toMatch(/./);
+        clock += 10;
+        await auth.updateUser("officer-1", { disabled: true }, by);
+        await expect(auth.startSession("officer-1", { unchangedSinceMs: clock })).rejects.toMatchObject({ code: "AUTH_ACCOUNT_CHANGED" });
+        await expect(auth.startSession("nobody", { unchangedSinceMs: clock })).rejects.toMatchObject({ code: "AUTH_UNKNOWN_ENTITY" });
+      });
+    });
+
     describe("the last enabled admin", () => {
       const admin = (userId: string): NewUserInput => ({ userId, name: userId, roles: ["admin"], password: "granary-lantern-42" });
 

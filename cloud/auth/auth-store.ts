@@ -71,7 +71,12 @@ export interface AuthStore {
   setPassword(userId: string, password: string, change: ChangeContext): Promise<UserView>;
   /** The user when the password is right and the user enabled; undefined otherwise, in about the same time. */
   verifyLogin(userId: string, password: string): Promise<UserView | undefined>;
-  startSession(userId: string): Promise<{ readonly token: string; readonly expiresAtMs: number }>;
+  /**
+   * A new session for the user. With `unchangedSinceMs` (when the password check began), only if the user is still
+   * enabled and unchanged since then — AUTH_ACCOUNT_CHANGED otherwise: a password reset or a disable committed while
+   * the old password was being checked must not leave a session behind that outlives it.
+   */
+  startSession(userId: string, options?: { readonly unchangedSinceMs?: number }): Promise<{ readonly token: string; readonly expiresAtMs: number }>;
   /** Revokes the session of this token; false when it was not a live session. */
   endSession(token: string): Promise<boolean>;
   /** The principal behind a session or API token, or undefined (unknown, expired, idle, revoked, user disabled). */

@@ -245,22 +245,28 @@ export async function openPostgresAuthStore(options: PostgresAuthStoreOptions): 
       return ok && !row.disabled ? toUser(row) : undefined;
     },
 
-    async startSession(userId) {
+    async startSession(userId, options) {
       const token = newOpaqueToken(SESSION_TOKEN_PREFIX);
       const atMs = now();
       const expiresAtMs = atMs + policy.absoluteTtlMs;
       const id = canonicalUserId(userId);
+      const since = options?.unchangedSinceMs ?? null;
+      // One statement: the user row's state is checked where the session is inserted, so a reset committing in
+      // between cannot be missed.
       const inserted =
         id === undefined
           ? 0
           : (
               await pool.query(
                 `INSERT INTO auth_sessions (session_digest, user_id, created_at_ms, last_seen_at_ms, expires_at_ms)
-                 SELECT $1, user_id, $2, $2, $3 FROM auth_users WHERE user_id = $4`,
-                [tokenDigest(token), atMs, expiresAtMs, id],
+                 SELECT $1, user_id, $2, $2, $3 FROM auth_users WHERE user_id = $4 AND ($5::bigint IS NULL OR (NOT disabled AND updated_at_ms <= $5))`,
+                [tokenDigest(token), atMs, expiresAtMs, id, since],
               )
             ).rowCount;
-      if (inserted !== 1) throw new AuthError(C.UNKNOWN, `no user ${userId}`);
+      if (inserted !== 1) {
+        if (id !== undefined && since !== null && (await selectUser(pool, id)) !== undefined) throw new AuthError(C.ACCOUNT_CHANGED, `user ${userId} changed while logging in; log in again`);
+        throw new AuthError(C.UNKNOWN, `no user ${userId}`);
+      }
       return { token, expiresAtMs };
     },
 

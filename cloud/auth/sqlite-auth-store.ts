@@ -301,8 +301,10 @@ export function openSqliteAuthStore(options: SqliteAuthStoreOptions): SqliteAuth
       return ok && row.disabled === 0 ? userView(userRecord(row)) : undefined;
     },
 
-    async startSession(userId) {
+    async startSession(userId, options) {
       const user = requireUser(userId);
+      const since = options?.unchangedSinceMs;
+      if (since !== undefined && (user.disabled || user.updatedAtMs > since)) throw new AuthError(C.ACCOUNT_CHANGED, `user ${userId} changed while logging in; log in again`);
       const token = newOpaqueToken(SESSION_TOKEN_PREFIX);
       const atMs = now();
       const expiresAtMs = atMs + policy.absoluteTtlMs;

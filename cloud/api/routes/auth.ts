@@ -6,6 +6,7 @@
 
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
+import { AuthError, AUTH_ERROR_CODES } from "../../auth/errors.js";
 import { isAdmin, ROLES } from "../../auth/principal.js";
 import { clearedSessionCookie, readBearer, readCookie, sessionCookie } from "../../auth/session-cookie.js";
 import type { CoreRouteDeps } from "../app.js";
@@ -85,7 +86,14 @@ export function authRoutes(app: FastifyInstance, deps: CoreRouteDeps): void {
         throw new HttpProblem(401, "AUTH_LOGIN_FAILED", "wrong user id or password");
       }
       loginLimiter.succeeded(body.userId, address, beganAtMs);
-      const session = await auth.startSession(user.userId);
+      let session: { token: string; expiresAtMs: number };
+      try {
+        session = await auth.startSession(user.userId, { unchangedSinceMs: beganAtMs });
+      } catch (error) {
+        // A reset or a disable committed while the password was being checked: the checked password may be the old one.
+        if (error instanceof AuthError && error.code === AUTH_ERROR_CODES.ACCOUNT_CHANGED) throw new HttpProblem(401, "AUTH_LOGIN_FAILED", "the account changed while logging in; log in again");
+        throw error;
+      }
       request.log.info({ userId: user.userId, address, mode: body.mode }, "auth: logged in");
       const me = { userId: user.userId, name: user.name, roles: [...user.roles], villageIds: [...user.villageIds], jurisdictionIds: [...user.jurisdictionIds], ...(user.householdId === undefined ? {} : { householdId: user.householdId }) };
       if (body.mode === "token") return { user: me, expiresAtMs: session.expiresAtMs, token: session.token };
