@@ -6,8 +6,8 @@
 import { randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
 import { openDurableDatabase } from "./sqlite.js";
+import { openPostgresPool } from "./postgres.js";
 import type { FastifyInstance } from "fastify";
-import pg from "pg";
 import type { Logger } from "pino";
 import { alertsRoutes } from "./alerts/routes.js";
 import type { AlertService } from "./alerts/service.js";
@@ -93,7 +93,7 @@ export async function startHttp(options: HttpOptions, deps: HttpDeps): Promise<R
     // ledger's SQLite file (WAL lets it read beside the writer), or a pool on the PostgreSQL ledger.
     let usage;
     if (deps.databaseUrl !== undefined && /^postgres(ql)?:\/\//i.test(deps.databaseUrl)) {
-      const pool = new pg.Pool({ connectionString: deps.databaseUrl, max: 2 });
+      const pool = openPostgresPool({ connectionString: deps.databaseUrl, poolSize: 2, applicationName: "agri-subsidy-usage" });
       closers.push(() => pool.end());
       usage = postgresUsageSource(pool);
     } else {

@@ -63,6 +63,11 @@ export function openPostgresPool(options: PostgresPoolOptions): pg.Pool {
   const pool = new pg.Pool({ connectionString: options.connectionString, max: options.poolSize, types, application_name: options.applicationName });
   // An idle connection the server drops (restart, pg_terminate_backend) is reported here; the pool replaces it.
   pool.on("error", () => undefined);
+  // pg-pool hands a new connection out from inside the socket read that brought its ReadyForQuery, having removed its
+  // own error listener; if the same read also brings the server's "terminating connection" (a restart, a failover),
+  // the 'error' is emitted before the borrower could listen — an uncaught exception that would end the process. A
+  // listener that stays on every connection closes that gap; the failure still reaches the borrower's next query.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   return pool;
 }
 
