@@ -2,28 +2,11 @@
 // the same ledger_meter_days rows and the same runs as the SQLite source (usage-source.ts), read a chunk of meters
 // per query (`meter_id = ANY($1)`, one round trip per 500 meters, not per meter), summed per meter and run by the
 // server. Integers come back from int8/numeric as strings and are refused unless they are safe integers. Also the
-// table and the upsert for the PostgreSQL ledger's charge transaction.
+// upsert for the PostgreSQL ledger's charge transaction; the table is the ledger's migration 4 (postgres-migrations.ts).
 
 import type pg from "pg";
 import { mergeMeterDayDeltas, type MeterDay } from "./meter-days.js";
 import type { MeterUsage, UsageRun, UsageSource } from "./usage-source.js";
-
-/** The table on PostgreSQL: the SQLite schema (meter-days.ts) with BIGINT columns. */
-export const METER_DAYS_POSTGRES_SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS ledger_meter_days (
-  meter_id          TEXT    NOT NULL,
-  day               TEXT    NOT NULL CHECK (length(day) = 10),
-  energy_wh         BIGINT  NOT NULL CHECK (energy_wh >= 0),
-  charged_fen       BIGINT  NOT NULL CHECK (charged_fen >= 0),
-  night_wh          BIGINT  NOT NULL CHECK (night_wh >= 0 AND night_wh <= energy_wh),
-  readings          INTEGER NOT NULL CHECK (readings >= 0),
-  first_at_ms       BIGINT  NOT NULL,
-  last_at_ms        BIGINT  NOT NULL,
-  first_register_wh BIGINT  NOT NULL,
-  last_register_wh  BIGINT  NOT NULL,
-  PRIMARY KEY (meter_id, day)
-);
-`;
 
 const CHUNK = 500;
 const COLUMNS = 10;

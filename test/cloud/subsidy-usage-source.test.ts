@@ -10,8 +10,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { applyMeterDayDeltas, METER_DAYS_SCHEMA_SQL, type MeterDay } from "../../cloud/subsidy/meter-days.js";
-import { applyMeterDayDeltasPostgres, METER_DAYS_POSTGRES_SCHEMA_SQL, postgresUsageSource } from "../../cloud/subsidy/postgres-usage-source.js";
+import { applyMeterDayDeltasPostgres, postgresUsageSource } from "../../cloud/subsidy/postgres-usage-source.js";
 import { sqliteUsageSource, type MeterUsage, type UsageSource } from "../../cloud/subsidy/usage-source.js";
+import { migratePostgres } from "../../cloud/ledger/store/postgres-migrations.js";
 
 interface Opened {
   readonly source: UsageSource;
@@ -106,7 +107,13 @@ usageSourceContract("PostgreSQL", async () => {
   const pool = new pg.Pool({ connectionString: await server.createDatabase("usage"), max: 4 });
   // An idle connection the server drops while it shuts down is reported here (as openPostgresLedger does).
   pool.on("error", () => undefined);
-  await pool.query(METER_DAYS_POSTGRES_SCHEMA_SQL);
+  // The table as the PostgreSQL ledger creates it (its migration 4).
+  const client = await pool.connect();
+  try {
+    await migratePostgres(client, Date.now());
+  } finally {
+    client.release();
+  }
   return {
     source: postgresUsageSource(pool),
     write: (rows) => applyMeterDayDeltasPostgres(pool, rows),

@@ -6,7 +6,6 @@ import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { POSTGRES_PACKAGE, requirePostgresBinDir, startPostgres, type PostgresServer } from "../../../test/harness/postgres.js";
-import { METER_DAYS_POSTGRES_SCHEMA_SQL } from "../../subsidy/postgres-usage-source.js";
 import { chargedFen, chargesFor, emptyChargeState } from "../charges.js";
 import type { Tariff } from "../tariff.js";
 import { chargeEntry } from "./charge-entries.js";
@@ -175,18 +174,6 @@ describe("PostgreSQL ledger on a shared server", () => {
     await again.close();
     const types = await server.sql("SELECT data_type FROM information_schema.columns WHERE table_name = 'ledger_lines' AND column_name = 'amount_fen'", new URL(url).pathname.slice(1));
     expect(types.rows).toEqual([{ data_type: "bigint" }]);
-  });
-
-  it("creates ledger_meter_days exactly as the subsidy's usage source defines it", async () => {
-    const migrated = await server.createDatabase("days_migrated");
-    await (await openPostgresLedger({ connectionString: migrated })).close();
-    const reference = new URL(await server.createDatabase("days_reference")).pathname.slice(1);
-    await server.sql(METER_DAYS_POSTGRES_SCHEMA_SQL, reference);
-    const schemaOf = async (database: string): Promise<unknown> => [
-      (await server.sql("SELECT column_name, data_type, is_nullable, ordinal_position FROM information_schema.columns WHERE table_name = 'ledger_meter_days' ORDER BY ordinal_position", database)).rows,
-      (await server.sql("SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'ledger_meter_days'::regclass ORDER BY 1", database)).rows,
-    ];
-    expect(await schemaOf(new URL(migrated).pathname.slice(1))).toEqual(await schemaOf(reference));
   });
 
   it("lets several processes' worth of pools migrate a fresh database at once: one migrates, the others find it done", async () => {

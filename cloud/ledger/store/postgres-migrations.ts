@@ -190,8 +190,7 @@ END $$;
   {
     version: 4,
     name: "meter-days",
-    // The table is subsidy/postgres-usage-source.ts METER_DAYS_POSTGRES_SCHEMA_SQL as it stood at this release,
-    // copied so that a later edit there cannot change a released migration (postgres-ledger.test.ts compares them).
+    // The one definition of the table on PostgreSQL (subsidy/postgres-usage-source.ts reads and upserts it).
     sql: `
 -- Each meter's daily usage (subsidy/meter-days.ts), added to in the transaction of the charges it counts. Not money:
 -- a row is a running sum, updated in place, and always equals what the applied steps of that day charged.
